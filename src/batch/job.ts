@@ -1,0 +1,64 @@
+// A batch scoring job: which model scores which rows of which table, into which table.
+// Every table and column name is validated as an identifier and quoted; values are bound
+// as parameters, never spliced into SQL.
+import { z } from 'zod';
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+export class JobError extends Error {
+  override name = 'JobError';
+}
+
+export function quoteIdent(name: string): string {
+  if (!IDENTIFIER.test(name)) throw new JobError(`invalid SQL identifier ${JSON.stringify(name)}: use letters, digits and _ (at most 63), not starting with a digit`);
+  return `"${name}"`;
+}
+
+/** A table name, optionally schema-qualified (`schema.table`). */
+export function quoteTable(name: string): string {
+  const parts = name.split('.');
+  if (parts.length > 2) throw new JobError(`invalid table name ${JSON.stringify(name)}`);
+  return parts.map(quoteIdent).join('.');
+}
+
+const ident = z.string().regex(IDENTIFIER, 'must be an SQL identifier (letters, digits, _)');
+const table = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/, 'must be a table name (schema.table or table)');
+const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO date or timestamp');
+
+export const PERIODS = ['hour', 'day', 'month'] as const;
+export type Period = (typeof PERIODS)[number];
+
+export const BatchJobSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'must be letters, digits, ., _ or -'),
+    model: z.string().min(1),
+    source: z
+      .object({
+        table,
+        idColumn: ident.default('ride_id'),
+        timestampColumn: ident.default('lpep_pickup_datetime'),
+        actualColumn: ident.optional(),
+        passthrough: z.array(ident).max(64).default([]),
+      })
+      .strict(),
+    /** A fixed window [from, to). Without it, `period` before the scheduled time is scored. */
+    window: z.object({ from: isoTime, to: isoTime }).strict().optional(),
+    period: z.enum(PERIODS).optional(),
+    target: table.default('predictions'),
+    chunkSize: z.number().int().min(100).max(1_000_000).default(50_000),
+    parallelism: z.number().int().min(1).max(64).default(4),
+  })
+  .strict()
+  .refine((j) => j.window || j.period, { message: 'give either window {from, to} or period (hour, day, month)' })
+  .refine((j) => !j.window || Date.parse(j.window.from) < Date.parse(j.window.to), { message: 'window.from must be before window.to' });
+
+export type BatchJobInput = z.input<typeof BatchJobSchema>;
+export type BatchJob = z.output<typeof BatchJobSchema>;
+
+export function parseJob(input: unknown): BatchJob {
+  const parsed = BatchJobSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new JobError(`invalid job: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(job)'}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}

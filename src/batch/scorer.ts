@@ -1,0 +1,213 @@
+// The work of one batch run, without Temporal: plan key-range chunks, score a chunk, and
+// summarise the run. The activities call these; so does the benchmark's no-Temporal floor.
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { PoolClient } from 'pg';
+import type { Pool } from '../db/pool.ts';
+import type { LoadedModel } from '../registry/runtime.ts';
+import { csvField, csvText } from './csv.ts';
+import { JobError, quoteIdent, quoteTable, type BatchJob } from './job.ts';
+
+export interface RunContext {
+  runId: string;
+  job: BatchJob;
+  window: { from: string; to: string };
+  model: { name: string; version: number };
+}
+
+export interface ChunkCounts {
+  read: number;
+  scored: number;
+  rejected: number;
+}
+
+/** Rows are mapped and scored in sub-batches this size, yielding to the event loop between them. */
+const SUB_BATCH = 8192;
+
+function sourceColumns(job: BatchJob, model: LoadedModel): string[] {
+  const { idColumn, timestampColumn, actualColumn, passthrough } = job.source;
+  return [...new Set([idColumn, timestampColumn, ...(actualColumn ? [actualColumn] : []), ...passthrough, ...model.mapper.requiredFields()])];
+}
+
+/**
+ * Checks the source and target, records the run and stores its chunk plan: key ranges of
+ * about chunkSize rows each, computed in one pass over the window's ids.
+ */
+export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string }, model: LoadedModel): Promise<{ chunks: number; rows: number }> {
+  const { job, window } = ctx;
+  const source = quoteTable(job.source.table);
+  const target = quoteTable(job.target);
+  const exists = await pool.query('SELECT to_regclass($1) AS oid', [source]);
+  if (!exists.rows[0].oid) throw new JobError(`source table ${job.source.table} does not exist`);
+  const columns = sourceColumns(job, model);
+  const probe = await pool.query(`SELECT * FROM ${source} LIMIT 0`);
+  const present = new Set(probe.fields.map((f) => f.name));
+  const missing = columns.filter((c) => !present.has(c));
+  if (missing.length) throw new JobError(`source table ${job.source.table} lacks column(s) ${missing.join(', ')} (needed by the job or by model ${model.name}@${model.version})`);
+  if (job.target !== 'predictions') await pool.query(`CREATE TABLE IF NOT EXISTS ${target} (LIKE predictions INCLUDING ALL)`);
+
+  const id = quoteIdent(job.source.idColumn);
+  const ts = quoteIdent(job.source.timestampColumn);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(
+      `INSERT INTO batch_runs (run_id, workflow_id, job, model_name, model_version, source, target, window_start, window_end, status)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'running')
+       ON CONFLICT (run_id) DO UPDATE SET status = 'running', started_at = now(), finished_at = NULL`,
+      [ctx.runId, ctx.workflowId, job.name, ctx.model.name, ctx.model.version, job.source.table, job.target, window.from, window.to],
+    );
+    await client.query('DELETE FROM batch_chunks WHERE run_id = $1', [ctx.runId]);
+    const plan = await client.query(
+      `INSERT INTO batch_chunks (run_id, chunk_no, key_lo, key_hi, planned_rows)
+       SELECT $1, bucket, min(k), max(k), count(*)
+       FROM (SELECT ${id} AS k, (row_number() OVER (ORDER BY ${id}) - 1) / $2 AS bucket
+             FROM ${source} WHERE ${ts} >= $3 AND ${ts} < $4 AND ${id} IS NOT NULL) keyed
+       GROUP BY bucket
+       RETURNING planned_rows`,
+      [ctx.runId, job.chunkSize, window.from, window.to],
+    );
+    const rows = plan.rows.reduce((sum, r) => sum + r.planned_rows, 0);
+    await client.query('UPDATE batch_runs SET chunks = $2 WHERE run_id = $1', [ctx.runId, plan.rowCount]);
+    await client.query('COMMIT');
+    return { chunks: plan.rowCount ?? 0, rows };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Scores one chunk and replaces its predictions and rejected rows in one transaction, so
+ * a retried chunk never duplicates or loses a row.
+ */
+export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, model: LoadedModel, heartbeat: () => void = () => {}): Promise<ChunkCounts> {
+  const { job, window } = ctx;
+  const chunk = await pool.query('SELECT key_lo, key_hi FROM batch_chunks WHERE run_id = $1 AND chunk_no = $2', [ctx.runId, chunkNo]);
+  if (!chunk.rows[0]) throw new JobError(`run ${ctx.runId} has no chunk ${chunkNo}`);
+  const { key_lo: lo, key_hi: hi } = chunk.rows[0];
+  const { idColumn, timestampColumn, actualColumn, passthrough } = job.source;
+  const id = quoteIdent(idColumn);
+  const ts = quoteIdent(timestampColumn);
+  const select = sourceColumns(job, model).map(quoteIdent).join(', ');
+  const { rows } = await pool.query(
+    `SELECT ${select} FROM ${quoteTable(job.source.table)} WHERE ${id} BETWEEN $1 AND $2 AND ${ts} >= $3 AND ${ts} < $4`,
+    [lo, hi, window.from, window.to],
+  );
+  heartbeat();
+
+  const head = `${csvText(job.name)},`;
+  const tail = `,${csvText(ctx.model.name)},${ctx.model.version},${csvText(ctx.runId)}\n`;
+  const predictionLines: string[] = [];
+  const rejectedLines: string[] = [];
+  for (let start = 0; start < rows.length; start += SUB_BATCH) {
+    const batch = rows.slice(start, start + SUB_BATCH);
+    const { predictions, errors } = await model.predict(batch);
+    for (let i = 0; i < batch.length; i++) {
+      const p = predictions[i];
+      if (p === null) continue;
+      const row = batch[i];
+      const extra = passthrough.length ? csvField(Object.fromEntries(passthrough.map((c) => [c, row[c]]))) : '';
+      predictionLines.push(`${head}${row[idColumn]},${p},${actualColumn ? csvField(row[actualColumn]) : ''},${csvField(row[timestampColumn])},${extra}${tail}`);
+    }
+    for (const e of errors) rejectedLines.push(`${head}${batch[e.index][idColumn]},${csvText(e.reason)},${csvText(ctx.runId)}\n`);
+    heartbeat();
+    await yieldToEventLoop();
+  }
+
+  const target = quoteTable(job.target);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const range = [job.name, lo, hi, window.from, window.to];
+    await client.query(`DELETE FROM ${target} WHERE job = $1 AND entity_id BETWEEN $2 AND $3 AND event_time >= $4 AND event_time < $5`, range);
+    await client.query(
+      `DELETE FROM rejected_rows r USING ${quoteTable(job.source.table)} s
+       WHERE r.job = $1 AND r.entity_id BETWEEN $2 AND $3 AND s.${id} = r.entity_id AND s.${ts} >= $4 AND s.${ts} < $5`,
+      range,
+    );
+    await copyLines(client, `COPY ${target} (job, entity_id, prediction, actual, event_time, passthrough, model_name, model_version, run_id) FROM STDIN WITH (FORMAT csv)`, predictionLines);
+    await copyLines(client, 'COPY rejected_rows (job, entity_id, reason, run_id) FROM STDIN WITH (FORMAT csv)', rejectedLines);
+    await client.query('UPDATE batch_chunks SET rows_scored = $3, rows_rejected = $4, scored_at = now() WHERE run_id = $1 AND chunk_no = $2', [ctx.runId, chunkNo, predictionLines.length, rejectedLines.length]);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+  return { read: rows.length, scored: predictionLines.length, rejected: rejectedLines.length };
+}
+
+async function copyLines(client: PoolClient, sql: string, lines: string[]): Promise<void> {
+  if (lines.length === 0) return;
+  const batches = function* () {
+    for (let i = 0; i < lines.length; i += 2000) yield lines.slice(i, i + 2000).join('');
+  };
+  await pipeline(Readable.from(batches()), client.query(copyFrom(sql)));
+}
+
+export interface RunSummary {
+  runId: string;
+  job: string;
+  model: { name: string; version: number };
+  window: { from: string; to: string };
+  status: 'succeeded' | 'failed';
+  chunks: number;
+  rowsRead: number;
+  rowsScored: number;
+  rowsRejected: number;
+  durationMs: number;
+  stats: { mean: number | null; std: number | null; quantiles: Record<string, number>; rmse: number | null } | null;
+  firstRejections: string[];
+}
+
+/** Totals the chunks, computes prediction statistics and closes the run's summary row. */
+export async function finalizeRun(pool: Pool, ctx: RunContext): Promise<RunSummary> {
+  const totals = await pool.query(
+    `SELECT count(*)::int AS chunks, count(scored_at)::int AS done,
+            COALESCE(sum(rows_scored), 0)::bigint AS scored, COALESCE(sum(rows_rejected), 0)::bigint AS rejected
+     FROM batch_chunks WHERE run_id = $1`,
+    [ctx.runId],
+  );
+  const t = totals.rows[0];
+  if (t.done !== t.chunks) throw new Error(`run ${ctx.runId}: only ${t.done} of ${t.chunks} chunks are scored`);
+  const stats = await pool.query(
+    `SELECT avg(prediction) AS mean, stddev_pop(prediction) AS std,
+            percentile_cont(ARRAY[0.05, 0.25, 0.5, 0.75, 0.95]) WITHIN GROUP (ORDER BY prediction) AS q,
+            sqrt(avg((prediction - actual) ^ 2) FILTER (WHERE actual IS NOT NULL)) AS rmse
+     FROM ${quoteTable(ctx.job.target)} WHERE run_id = $1`,
+    [ctx.runId],
+  );
+  const s = stats.rows[0];
+  const rejections = await pool.query('SELECT entity_id, reason FROM rejected_rows WHERE run_id = $1 ORDER BY entity_id LIMIT 3', [ctx.runId]);
+  const status = t.scored === 0 && t.rejected > 0 ? 'failed' : 'succeeded';
+  const statsJson =
+    t.scored > 0
+      ? { mean: s.mean, std: s.std, rmse: s.rmse, quantiles: Object.fromEntries(['p05', 'p25', 'p50', 'p75', 'p95'].map((k, i) => [k, s.q[i]])) }
+      : null;
+  const run = await pool.query(
+    `UPDATE batch_runs SET status = $2, rows_read = $3, rows_scored = $4, rows_rejected = $5, stats = $6,
+            finished_at = now(), duration_ms = (extract(epoch FROM now() - started_at) * 1000)::bigint
+     WHERE run_id = $1 RETURNING duration_ms`,
+    [ctx.runId, status, t.scored + t.rejected, t.scored, t.rejected, JSON.stringify(statsJson)],
+  );
+  return {
+    runId: ctx.runId,
+    job: ctx.job.name,
+    model: ctx.model,
+    window: ctx.window,
+    status,
+    chunks: t.chunks,
+    rowsRead: t.scored + t.rejected,
+    rowsScored: t.scored,
+    rowsRejected: t.rejected,
+    durationMs: run.rows[0]?.duration_ms ?? 0,
+    stats: statsJson,
+    firstRejections: rejections.rows.map((r) => `${r.entity_id}: ${r.reason}`),
+  };
+}

@@ -1,0 +1,91 @@
+// `mldeploy dev` (the whole local stack plus the demo) and `mldeploy worker`.
+import type { Command } from 'commander';
+import { loadConfig } from '../config.ts';
+import { openStack, type Stack } from '../stack/stack.ts';
+import { ModelStore } from '../registry/store.ts';
+import { workerForStack } from '../worker.ts';
+import { startBatchRun } from '../batch/client.ts';
+import { DEMO_JOB, DEMO_MONTHS, DEMO_SCHEDULE_ID, ensureDemoRides, ensureDemoSchedule, ensureExampleModels } from '../demo.ts';
+import { followRun, workflowLink } from './score.ts';
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+async function runDemo(stack: Stack): Promise<void> {
+  const store = new ModelStore(stack.pool);
+  const added = await ensureExampleModels(store, stack.config.maxModelBytes);
+  if (added.length) say(`registered example models: ${added.join(', ')} (alias production)`);
+  const seeded = await ensureDemoRides(stack.pool);
+  if (seeded) say(`seeded ${seeded} demo rides (${DEMO_MONTHS.join(', ')})`);
+  const client = await stack.client();
+  await ensureDemoSchedule(client, stack.config.taskQueue);
+  say(`schedule ${DEMO_SCHEDULE_ID}: '0 3 2 * *' scores the previous month's rides`);
+
+  const [month] = DEMO_MONTHS;
+  const from = new Date(`${month}-01T00:00:00Z`);
+  const to = new Date(from);
+  to.setUTCMonth(to.getUTCMonth() + 1);
+  const handle = await startBatchRun(client, stack.config.taskQueue, { ...DEMO_JOB, period: undefined, window: { from: from.toISOString(), to: to.toISOString() } });
+  const summary = await followRun(handle);
+  say(`demo batch run ${handle.workflowId}: ${summary.rowsScored} rides scored, ${summary.rowsRejected} rejected, RMSE ${summary.stats?.rmse?.toFixed(2) ?? 'n/a'} min, ${summary.durationMs} ms`);
+  const link = workflowLink(stack, handle.workflowId);
+  if (link) say(`  ${link}`);
+}
+
+export function devCommand(program: Command): void {
+  program
+    .command('dev')
+    .description('start the local stack (Temporal dev server, PostgreSQL, worker), set up the demo and stay up until Ctrl-C')
+    .option('--once', 'run the demo, then shut everything down and exit')
+    .action(async (opts: { once?: boolean }) => {
+      const config = loadConfig();
+      const stack = await openStack(config, { temporal: true });
+      const { worker, models } = await workerForStack(stack);
+      const running = worker.run();
+      try {
+        say(`PostgreSQL: ${stack.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
+        say(`Temporal:   ${stack.temporal!.connectionOptions.address} (namespace ${stack.temporal!.namespace})`);
+        say(`Web UI:     ${stack.temporal!.uiUrl ?? process.env.MLDEPLOY_TEMPORAL_UI_URL ?? '(not served by this stack)'}`);
+        say(`Worker:     task queue ${config.taskQueue}`);
+        await runDemo(stack);
+        if (!opts.once) {
+          say('mldeploy dev is up; other mldeploy commands use this stack. Ctrl-C stops it.');
+          await Promise.race([untilSignal(), running]);
+        }
+      } finally {
+        say('shutting down…');
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+        await models.release();
+        await stack.close();
+      }
+    });
+}
+
+export function workerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description('run a worker against the configured Temporal and PostgreSQL until SIGINT or SIGTERM')
+    .option('--task-queue <name>', 'task queue to poll (default: MLDEPLOY_TASK_QUEUE)')
+    .action(async (opts: { taskQueue?: string }) => {
+      const stack = await openStack(loadConfig(), { temporal: true });
+      const { worker, models } = await workerForStack(stack, opts.taskQueue);
+      const running = worker.run();
+      say(`worker polling ${opts.taskQueue ?? stack.config.taskQueue} on ${stack.temporal!.connectionOptions.address}`);
+      try {
+        await Promise.race([untilSignal(), running]);
+      } finally {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+        await models.release();
+        await stack.close();
+      }
+    });
+}

@@ -1,0 +1,26 @@
+// The `mldeploy` command line.
+import { Command, CommanderError } from 'commander';
+import { dataCommands } from './data.ts';
+import { devCommand, workerCommand } from './dev.ts';
+import { modelsCommands } from './models.ts';
+import { scoreCommands } from './score.ts';
+
+const program = new Command()
+  .name('mldeploy')
+  .description('Deploy ONNX models on Temporal: scheduled batch scoring, an online prediction service and event-driven fan-out.')
+  .showHelpAfterError()
+  .exitOverride();
+
+devCommand(program);
+workerCommand(program);
+modelsCommands(program);
+dataCommands(program);
+scoreCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,187 @@
+// `mldeploy score` (one window now) and `mldeploy schedule …` (Temporal Schedules).
+import { Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { backfillSchedule, createBatchSchedule, startBatchRun } from '../batch/client.ts';
+import { PERIODS, type BatchJobInput } from '../batch/job.ts';
+import type { RunSummary } from '../batch/scorer.ts';
+import { progressQuery, type batchScoring } from '../../workflows/batch-scoring.ts';
+import type { Stack } from '../stack/stack.ts';
+import { positiveInt, printJson, UsageError, withStack } from './context.ts';
+import { withWorker } from '../worker.ts';
+
+interface JobFlags {
+  job?: string;
+  model: string;
+  source: string;
+  idColumn: string;
+  timestampColumn: string;
+  actualColumn?: string;
+  passthrough?: string;
+  target: string;
+  chunkSize: number;
+  parallelism: number;
+}
+
+function jobOptions(command: Command): Command {
+  return command
+    .requiredOption('--model <ref>', 'model reference: name, name@alias or name@version')
+    .option('--source <table>', 'table or view to score', 'ride_durations')
+    .option('--job <name>', 'job name (default: <source>-<model name>)')
+    .option('--id-column <column>', 'integer key column', 'ride_id')
+    .option('--timestamp-column <column>', 'column the window applies to', 'lpep_pickup_datetime')
+    .option('--actual-column <column>', 'actual value to keep beside each prediction (enables RMSE)')
+    .option('--passthrough <columns>', 'comma-separated columns copied into each prediction')
+    .option('--target <table>', 'predictions table', 'predictions')
+    .option('--chunk-size <n>', 'rows per chunk activity', positiveInt('--chunk-size'), 50_000)
+    .option('--parallelism <n>', 'chunks scored at once', positiveInt('--parallelism'), 4);
+}
+
+function jobFromFlags(flags: JobFlags): BatchJobInput {
+  const modelName = flags.model.split('@')[0];
+  return {
+    name: flags.job ?? `${flags.source.replace(/\./g, '_')}-${modelName}`,
+    model: flags.model,
+    source: {
+      table: flags.source,
+      idColumn: flags.idColumn,
+      timestampColumn: flags.timestampColumn,
+      actualColumn: flags.actualColumn,
+      passthrough: flags.passthrough ? flags.passthrough.split(',').map((c) => c.trim()).filter(Boolean) : [],
+    },
+    target: flags.target,
+    chunkSize: flags.chunkSize,
+    parallelism: flags.parallelism,
+  };
+}
+
+function parseDate(option: string, value: string): Date {
+  const date = new Date(/^\d{4}-\d{2}$/.test(value) ? `${value}-01T00:00:00Z` : /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
+  if (Number.isNaN(date.getTime())) throw new UsageError(`${option} must be a date (YYYY-MM, YYYY-MM-DD or ISO timestamp), got ${JSON.stringify(value)}`);
+  return date;
+}
+
+export function workflowLink(stack: Stack, workflowId: string): string | undefined {
+  const base = process.env.MLDEPLOY_TEMPORAL_UI_URL ?? stack.temporal?.uiUrl;
+  return base ? `${base}/namespaces/${stack.temporal?.namespace ?? 'default'}/workflows/${encodeURIComponent(workflowId)}` : undefined;
+}
+
+/** Follows a run through its progress query until it ends; draws a bar on a terminal. */
+export async function followRun(handle: WorkflowHandle<typeof batchScoring>): Promise<RunSummary> {
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar(
+        { format: 'scoring [{bar}] {value}/{total} rows | {rate} rows/s | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 20 },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  const started = Date.now();
+  let barStarted = false;
+  const timer = setInterval(async () => {
+    const p = await handle.query(progressQuery).catch(() => undefined);
+    if (!p || !bar || p.rowsPlanned === 0) return;
+    const done = p.rowsRead;
+    const rate = Math.round(done / Math.max((Date.now() - started) / 1000, 0.001));
+    if (!barStarted) {
+      bar.start(p.rowsPlanned, done, { rate });
+      barStarted = true;
+    } else bar.update(done, { rate });
+  }, 500);
+  try {
+    return await handle.result();
+  } finally {
+    clearInterval(timer);
+    if (barStarted) bar?.stop();
+  }
+}
+
+export function scoreCommands(program: Command): void {
+  jobOptions(program.command('score').description('score one window of a table now, as a durable Temporal workflow'))
+    .requiredOption('--from <date>', 'window start (inclusive): YYYY-MM, YYYY-MM-DD or ISO')
+    .requiredOption('--to <date>', 'window end (exclusive)')
+    .option('--detach', 'print the workflow id and link, then return')
+    .action(async (flags: JobFlags & { from: string; to: string; detach?: boolean }) => {
+      const from = parseDate('--from', flags.from);
+      const to = parseDate('--to', flags.to);
+      if (from >= to) throw new UsageError('--from must be before --to');
+      const job = { ...jobFromFlags(flags), window: { from: from.toISOString(), to: to.toISOString() } };
+      await withStack({ temporal: true }, async (stack) => {
+        const handle = await startBatchRun(await stack.client(), stack.config.taskQueue, job);
+        const link = workflowLink(stack, handle.workflowId);
+        if (flags.detach) {
+          printJson({ workflowId: handle.workflowId, link });
+          return;
+        }
+        // Without a running stack this command started Temporal itself, so it also runs the worker.
+        const summary = stack.owner ? await withWorker(stack, () => followRun(handle)) : await followRun(handle);
+        printJson({ ...summary, workflowId: handle.workflowId, link });
+      });
+    });
+
+  const schedule = program.command('schedule').description('Temporal Schedules that run batch scoring jobs');
+
+  jobOptions(schedule.command('create <id>').description('create a schedule; each run scores the period before its time'))
+    .requiredOption('--cron <expr>', "cron expression, for example '0 3 2 * *' (03:00 on the 2nd of each month)")
+    .addOption(new Option('--period <period>', 'period each run scores').choices(PERIODS).default('month'))
+    .option('--catchup-window <duration>', 'how late a missed run may still start', '1 day')
+    .addOption(new Option('--overlap <policy>', 'when a run is still going at the next time').choices(['SKIP', 'BUFFER_ONE', 'BUFFER_ALL', 'CANCEL_OTHER', 'TERMINATE_OTHER', 'ALLOW_ALL']).default('SKIP'))
+    .action(async (id: string, flags: JobFlags & { cron: string; period: (typeof PERIODS)[number]; catchupWindow: string; overlap: 'SKIP' }) => {
+      await withStack({ temporal: true }, async (stack) => {
+        const job = { ...jobFromFlags(flags), period: flags.period };
+        await createBatchSchedule(await stack.client(), { scheduleId: id, cron: flags.cron, job, taskQueue: stack.config.taskQueue, catchupWindow: flags.catchupWindow, overlap: flags.overlap });
+        printJson({ scheduleId: id, cron: flags.cron, job });
+      });
+    });
+
+  schedule.command('list').action(async () => {
+    await withStack({ temporal: true }, async (stack) => {
+      const rows = [];
+      for await (const s of (await stack.client()).schedule.list()) {
+        rows.push({ id: s.scheduleId, paused: s.state.paused, next: s.info.nextActionTimes[0]?.toISOString() ?? '', workflow: s.action?.type === 'startWorkflow' ? s.action.workflowType : '' });
+      }
+      if (rows.length === 0) process.stdout.write('no schedules\n');
+      else console.table(rows);
+    });
+  });
+
+  const onSchedule = (name: string, description: string, act: (client: Client, id: string) => Promise<unknown>) =>
+    schedule
+      .command(`${name} <id>`)
+      .description(description)
+      .action(async (id: string) => {
+        await withStack({ temporal: true }, async (stack) => {
+          const result = await act(await stack.client(), id);
+          printJson(result ?? { scheduleId: id, done: name });
+        });
+      });
+
+  onSchedule('describe', 'spec, state, recent and next runs', async (client, id) => {
+    const d = await client.schedule.getHandle(id).describe();
+    return {
+      scheduleId: d.scheduleId,
+      spec: d.spec,
+      paused: d.state.paused,
+      recentActions: d.info.recentActions.map((a) => ({ scheduledAt: a.scheduledAt, workflowId: a.action.workflow.workflowId })),
+      nextActionTimes: d.info.nextActionTimes,
+      action: d.action,
+    };
+  });
+  onSchedule('pause', 'stop starting runs', (client, id) => client.schedule.getHandle(id).pause('paused with mldeploy'));
+  onSchedule('unpause', 'start runs again', (client, id) => client.schedule.getHandle(id).unpause('unpaused with mldeploy'));
+  onSchedule('trigger', 'start a run now', (client, id) => client.schedule.getHandle(id).trigger());
+  onSchedule('delete', 'delete the schedule (runs already started go on)', (client, id) => client.schedule.getHandle(id).delete());
+
+  schedule
+    .command('backfill <id>')
+    .description("run the schedule for every time in [from, to) with Temporal's backfill; each period is scored once")
+    .requiredOption('--from <date>', 'first scheduled time to include')
+    .requiredOption('--to <date>', 'end (exclusive)')
+    .action(async (id: string, flags: { from: string; to: string }) => {
+      const from = parseDate('--from', flags.from);
+      const to = parseDate('--to', flags.to);
+      if (from >= to) throw new UsageError('--from must be before --to');
+      await withStack({ temporal: true }, async (stack) => {
+        await backfillSchedule(await stack.client(), id, from, to);
+        printJson({ scheduleId: id, backfill: { from: from.toISOString(), to: to.toISOString() } });
+      });
+    });
+}

@@ -1,0 +1,221 @@
+// Turns records (JSON objects or database rows) into ONNX input tensors, following a
+// resolved feature spec. Every mode uses this one mapper, so training and serving cannot
+// skew. A record with a missing or invalid value is rejected with the field and the
+// reason; it never becomes a silent NaN.
+import ort from 'onnxruntime-node';
+import type { DerivedFeature, Dtype, ResolvedSpec } from './spec.ts';
+import type { ModelMetadata } from './metadata.ts';
+
+export type FeatureRecord = Record<string, unknown>;
+
+export interface RecordError {
+  /** Position of the record in the batch. */
+  index: number;
+  field: string;
+  reason: string;
+}
+
+export interface MappedBatch {
+  feeds: Record<string, ort.Tensor>;
+  /** Positions of the records that made it into the tensors, in order. */
+  accepted: number[];
+  errors: RecordError[];
+}
+
+class FieldError extends Error {
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** A field read either from the record or from a derived feature computed for it. */
+type Source = { kind: 'record'; name: string } | { kind: 'derived'; slot: number; name: string };
+
+type Column = { input: string; dtype: Dtype; width: number; sources: Source[]; rank1: boolean };
+
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'missing';
+  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
+  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);
+  return `a ${Array.isArray(value) ? 'list' : typeof value}`;
+}
+
+function read(record: FeatureRecord, derived: unknown[], source: Source): unknown {
+  return source.kind === 'record' ? record[source.name] : derived[source.slot];
+}
+
+function missing(field: string, value: unknown): never {
+  throw new FieldError(field, value === undefined ? 'is missing' : 'is null');
+}
+
+function toTimestamp(field: string, value: unknown): Date {
+  if (value === null || value === undefined) missing(field, value);
+  let date: Date | undefined;
+  if (value instanceof Date) date = value;
+  else if (typeof value === 'string') {
+    // A timestamp without a zone is UTC, as database timestamps are stored.
+    const iso = /(?:Z|[+-]\d\d:?\d\d)$/.test(value) ? value : `${value.replace(' ', 'T')}Z`;
+    date = new Date(iso);
+  } else if (typeof value === 'number' && Number.isFinite(value)) date = new Date(value);
+  if (!date || Number.isNaN(date.getTime())) throw new FieldError(field, `must be a timestamp, got ${describeValue(value)}`);
+  return date;
+}
+
+function computeDerived(feature: DerivedFeature, record: FeatureRecord, derived: unknown[], sources: Map<string, Source>): unknown {
+  const get = (name: string) => {
+    const source = sources.get(name) ?? { kind: 'record', name };
+    return read(record, derived, source);
+  };
+  switch (feature.op) {
+    case 'concat':
+      return feature.fields
+        .map((name) => {
+          const value = get(name);
+          if (value === null || value === undefined) missing(name, value);
+          if (typeof value === 'string') return value;
+          if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+          throw new FieldError(name, `must be a string or a finite number, got ${describeValue(value)}`);
+        })
+        .join(feature.separator);
+    case 'hour':
+      return toTimestamp(feature.field, get(feature.field)).getUTCHours();
+    case 'weekday':
+      return (toTimestamp(feature.field, get(feature.field)).getUTCDay() + 6) % 7;
+  }
+}
+
+export class FeatureMapper {
+  private readonly columns: Column[];
+  private readonly derivedSources = new Map<string, Source>();
+
+  constructor(
+    private readonly spec: ResolvedSpec,
+    metadata: ModelMetadata,
+  ) {
+    spec.derived.forEach((d, slot) => this.derivedSources.set(d.name, { kind: 'derived', slot, name: d.name }));
+    this.columns = spec.inputs.map((input) => {
+      const model = metadata.inputs.find((m) => m.name === input.name);
+      return {
+        input: input.name,
+        dtype: input.dtype,
+        width: input.fields.length,
+        rank1: model?.shape.length === 1,
+        sources: input.fields.map((name) => this.derivedSources.get(name) ?? { kind: 'record', name }),
+      };
+    });
+  }
+
+  /** The record fields a caller must provide (derived features are computed, not sent). */
+  requiredFields(): string[] {
+    const fields = new Set<string>();
+    const derivedNames = new Set(this.spec.derived.map((d) => d.name));
+    for (const d of this.spec.derived) {
+      for (const f of d.op === 'concat' ? d.fields : [d.field]) if (!derivedNames.has(f)) fields.add(f);
+    }
+    for (const c of this.columns) for (const s of c.sources) if (s.kind === 'record') fields.add(s.name);
+    return [...fields];
+  }
+
+  map(records: readonly FeatureRecord[]): MappedBatch {
+    const n = records.length;
+    const buffers = this.columns.map((c) => allocate(c.dtype, n * c.width));
+    const accepted: number[] = [];
+    const errors: RecordError[] = [];
+    const derived: unknown[] = new Array(this.spec.derived.length);
+
+    for (let i = 0; i < n; i++) {
+      const record = records[i];
+      const row = accepted.length;
+      try {
+        if (record === null || typeof record !== 'object' || Array.isArray(record)) throw new FieldError('(record)', 'must be a JSON object');
+        for (let d = 0; d < this.spec.derived.length; d++) derived[d] = computeDerived(this.spec.derived[d], record, derived, this.derivedSources);
+        for (let c = 0; c < this.columns.length; c++) {
+          const column = this.columns[c];
+          const buffer = buffers[c];
+          for (let k = 0; k < column.width; k++) {
+            const source = column.sources[k];
+            write(buffer, row * column.width + k, column.dtype, source.name, read(record, derived, source));
+          }
+        }
+        accepted.push(i);
+      } catch (err) {
+        if (!(err instanceof FieldError)) throw err;
+        errors.push({ index: i, field: err.field, reason: `${err.field} ${err.message}` });
+      }
+    }
+
+    const m = accepted.length;
+    const feeds: Record<string, ort.Tensor> = {};
+    this.columns.forEach((column, c) => {
+      const data = trim(buffers[c], m * column.width);
+      const dims = column.rank1 ? [m] : [m, column.width];
+      feeds[column.input] = new ort.Tensor(column.dtype, data as never, dims);
+    });
+    return { feeds, accepted, errors };
+  }
+}
+
+type Buffer = Float32Array | Float64Array | BigInt64Array | Uint8Array | string[];
+
+function allocate(dtype: Dtype, size: number): Buffer {
+  switch (dtype) {
+    case 'float32':
+      return new Float32Array(size);
+    case 'float64':
+      return new Float64Array(size);
+    case 'int64':
+      return new BigInt64Array(size);
+    case 'bool':
+      return new Uint8Array(size);
+    case 'string':
+      return new Array<string>(size);
+  }
+}
+
+function trim(buffer: Buffer, size: number): Buffer {
+  if (buffer.length === size) return buffer;
+  return Array.isArray(buffer) ? buffer.slice(0, size) : buffer.subarray(0, size);
+}
+
+function write(buffer: Buffer, at: number, dtype: Dtype, field: string, value: unknown): void {
+  if (value === null || value === undefined) missing(field, value);
+  switch (dtype) {
+    case 'float32':
+    case 'float64':
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw new FieldError(field, `must be a finite number, got ${describeValue(value)}`);
+      (buffer as Float64Array)[at] = value;
+      return;
+    case 'int64':
+      if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new FieldError(field, `must be an integer, got ${describeValue(value)}`);
+      (buffer as BigInt64Array)[at] = BigInt(value);
+      return;
+    case 'bool':
+      if (typeof value !== 'boolean') throw new FieldError(field, `must be true or false, got ${describeValue(value)}`);
+      (buffer as Uint8Array)[at] = value ? 1 : 0;
+      return;
+    case 'string':
+      if (typeof value === 'string') (buffer as string[])[at] = value;
+      else if (typeof value === 'number' && Number.isFinite(value)) (buffer as string[])[at] = String(value);
+      else throw new FieldError(field, `must be a string, got ${describeValue(value)}`);
+      return;
+  }
+}
+
+/** Reads the prediction of each row from the spec's output tensor, clipped as the spec says. */
+export function readPredictions(spec: ResolvedSpec, outputs: Record<string, ort.Tensor>): number[] {
+  const tensor = outputs[spec.output.name];
+  const rows = tensor.dims[0] ?? 0;
+  const width = tensor.dims.length > 1 ? tensor.size / Math.max(rows, 1) : 1;
+  const data = tensor.data as ArrayLike<number | bigint>;
+  const { min = -Infinity, max = Infinity } = spec.output.clip ?? {};
+  const predictions = new Array<number>(rows);
+  for (let i = 0; i < rows; i++) {
+    const value = Number(data[i * width + spec.output.index]);
+    predictions[i] = value < min ? min : value > max ? max : value;
+  }
+  return predictions;
+}

@@ -1,0 +1,85 @@
+// What a model says about itself: its input and output tensors, read from the ONNX session.
+import type { InferenceSession } from 'onnxruntime-node';
+import { DTYPES, SpecError, type Dtype, type FeatureSpec, type ResolvedSpec } from './spec.ts';
+
+export interface TensorInfo {
+  name: string;
+  /** onnxruntime's type name (float32, int64, string, …), or 'non-tensor' for maps and sequences. */
+  type: string;
+  /** Dimensions; symbolic ones (the batch) are strings or -1. */
+  shape: Array<number | string>;
+}
+
+export interface ModelMetadata {
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+}
+
+function describe(meta: readonly InferenceSession.ValueMetadata[]): TensorInfo[] {
+  return meta.map((m) =>
+    m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] },
+  );
+}
+
+export function readMetadata(session: InferenceSession): ModelMetadata {
+  return { inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata) };
+}
+
+/** Columns a 2-D input expects, when the model fixes them; undefined when dynamic. */
+export function fixedColumns(info: TensorInfo): number | undefined {
+  if (info.shape.length < 2) return 1;
+  const k = info.shape[1];
+  return typeof k === 'number' && k > 0 ? k : undefined;
+}
+
+const UNSUPPORTED_INPUT =
+  'onnxruntime-node can only feed tensors. A DictVectorizer takes a map: replace it with a OneHotEncoder ' +
+  '(one input per column, as skl2onnx exports a ColumnTransformer) and export again.';
+const UNSUPPORTED_OUTPUT =
+  "onnxruntime-node can only return tensors. A classifier exported with ZipMap returns a sequence of maps: export it again with skl2onnx's options={id(clf): {'zipmap': False}} to get a probability tensor.";
+
+/**
+ * Checks that the model only uses tensors, and completes the spec against the model:
+ * without inputs, each model input is fed from the record field of its own name; without
+ * an output name, the first output is the prediction.
+ */
+export function resolveSpec(spec: FeatureSpec, meta: ModelMetadata): ResolvedSpec {
+  for (const input of meta.inputs) {
+    if (input.type === 'non-tensor') throw new SpecError(`model input '${input.name}' is not a tensor. ${UNSUPPORTED_INPUT}`);
+    if (!(DTYPES as readonly string[]).includes(input.type)) {
+      throw new SpecError(`model input '${input.name}' has type ${input.type}; mldeploy feeds ${DTYPES.join(', ')}`);
+    }
+  }
+  for (const output of meta.outputs) {
+    if (output.type === 'non-tensor') throw new SpecError(`model output '${output.name}' is not a tensor. ${UNSUPPORTED_OUTPUT}`);
+  }
+
+  const inputs = spec.inputs ?? meta.inputs.map((i) => ({ name: i.name, dtype: i.type as Dtype, fields: [i.name] }));
+  const specNames = new Set(inputs.map((i) => i.name));
+  for (const input of meta.inputs) {
+    if (!specNames.has(input.name)) throw new SpecError(`the spec does not feed model input '${input.name}'`);
+  }
+  for (const input of inputs) {
+    const model = meta.inputs.find((m) => m.name === input.name);
+    if (!model) throw new SpecError(`the spec feeds '${input.name}', which the model does not have (inputs: ${meta.inputs.map((m) => m.name).join(', ')})`);
+    if (model.type !== input.dtype) throw new SpecError(`input '${input.name}': the spec says ${input.dtype}, the model wants ${model.type}`);
+    const k = fixedColumns(model);
+    if (k !== undefined && k !== input.fields.length) {
+      throw new SpecError(`input '${input.name}' has ${k} columns, but the spec lists ${input.fields.length} field(s)`);
+    }
+  }
+
+  const outputName = spec.output.name ?? meta.outputs[0]?.name;
+  const output = meta.outputs.find((o) => o.name === outputName);
+  if (!output) throw new SpecError(`the model has no output '${outputName}' (outputs: ${meta.outputs.map((o) => o.name).join(', ')})`);
+  const k = fixedColumns(output);
+  if (k !== undefined && spec.output.index >= k) throw new SpecError(`output '${output.name}' has ${k} column(s); index ${spec.output.index} is out of range`);
+
+  return {
+    derived: spec.derived,
+    inputs,
+    output: { name: output.name, index: spec.output.index, clip: spec.output.clip },
+    example: spec.example,
+    metrics: spec.metrics,
+  };
+}

