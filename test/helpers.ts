@@ -1,0 +1,81 @@
+// Shared plumbing for integration tests: the run's Temporal server and database, unique
+// names so tests never see each other's rows, and a worker on a task queue of its own.
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { inject } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
+import { createPool, type Pool } from '../src/db/pool.ts';
+import { ModelStore } from '../src/registry/store.ts';
+import { registerModel } from '../src/registry/register.ts';
+import { createWorker } from '../src/worker.ts';
+import { MODELS_DIR } from '../src/demo.ts';
+
+let runtimeInstalled = false;
+function quietRuntime() {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+export const FIXTURES = path.resolve('test/fixtures/models');
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+export interface TestEnv {
+  pool: Pool;
+  store: ModelStore;
+  client: Client;
+  connection: NativeConnection;
+  temporalAddress: string;
+  databaseUrl: string;
+  close(): Promise<void>;
+}
+
+export async function openTestEnv(): Promise<TestEnv> {
+  quietRuntime();
+  const temporalAddress = inject('temporalAddress');
+  const databaseUrl = inject('databaseUrl');
+  const pool = createPool(databaseUrl, 20);
+  const clientConnection = await Connection.connect({ address: temporalAddress });
+  const connection = await NativeConnection.connect({ address: temporalAddress });
+  return {
+    pool,
+    store: new ModelStore(pool),
+    client: new Client({ connection: clientConnection }),
+    connection,
+    temporalAddress,
+    databaseUrl,
+    async close() {
+      await connection.close();
+      await clientConnection.close();
+      await pool.end();
+    },
+  };
+}
+
+/** Registers one of the example models under a fresh name, so versions never collide across runs. */
+export async function registerExample(env: TestEnv, example: 'trip-duration' | 'fare' | 'tip', alias = 'production') {
+  const name = uniqueName(example);
+  const bytes = fs.readFileSync(path.join(MODELS_DIR, `${example}.onnx`));
+  const spec = JSON.parse(fs.readFileSync(path.join(MODELS_DIR, `${example}.spec.json`), 'utf8'));
+  return registerModel(env.store, { name, bytes, spec, alias, maxBytes: 64 * 1024 * 1024 });
+}
+
+/** A worker in this process on its own task queue; stop it with the returned function. */
+export async function startTestWorker(env: TestEnv, taskQueue = uniqueName('tq')) {
+  const { worker, models } = await createWorker({ connection: env.connection, namespace: 'default', taskQueue, pool: env.pool, modelThreads: 1 });
+  const running = worker.run();
+  return {
+    taskQueue,
+    worker,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await models.release();
+    },
+  };
+}
