@@ -41,6 +41,10 @@ ATOL = 1e-5
 
 
 def write_model(name: str, model: onnx.ModelProto) -> Path:
+    # skl2onnx collects opset domains in a set, whose order varies between Python processes
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets)
     onnx.checker.check_model(model)
     path = OUT / f"{name}.onnx"
     path.write_bytes(model.SerializeToString())
@@ -68,8 +72,8 @@ def check(path: Path, feeds: dict, expected, output: str | None = None, column: 
 
 
 def stabilise(linear_model) -> None:
-    """Round fitted coefficients to 1e-6: numpy's SIMD sums may differ in the last bits with
-    memory alignment, and reruns must write identical bytes."""
+    """Round fitted coefficients to 1e-6, a guard for byte-identical reruns against
+    last-bit floating-point differences."""
     linear_model.coef_ = np.round(linear_model.coef_, 6)
     linear_model.intercept_ = np.round(linear_model.intercept_, 6)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 
-# single-threaded BLAS: multi-threaded reductions can change the last bits of the linear
-# model's coefficients from run to run, and reruns must write identical files
+# single-threaded BLAS: reruns must write identical files, and threaded reductions may
+# change the last bits of a result
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
@@ -73,9 +73,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
 def stabilise(linear_model) -> None:
     """Round a fitted linear model's coefficients to 1e-6.
 
-    numpy's SIMD sums can differ in the last bits depending on memory alignment, which would
-    make reruns write different bytes; the rounding is far below float32 precision of the
-    predictions that matter.
+    A guard for byte-identical reruns: last-bit differences in floating-point sums (thread
+    count, SIMD paths) then cannot reach the file. Far below what the predictions resolve.
     """
     linear_model.coef_ = np.round(linear_model.coef_, 6)
     linear_model.intercept_ = np.round(linear_model.intercept_, 6)
@@ -89,6 +88,10 @@ def save(model_proto: onnx.ModelProto, name: str, spec: dict) -> Path:
     path = ROOT / "models" / f"{name}.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
     model_proto.doc_string = f"mldeploy demo model '{name}' trained on synthetic NYC green-taxi rides"
+    # skl2onnx collects opset domains in a set, whose order varies between Python processes
+    opsets = sorted((o.domain, o.version) for o in model_proto.opset_import)
+    del model_proto.opset_import[:]
+    model_proto.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets)
     onnx.checker.check_model(model_proto)
     data = model_proto.SerializeToString()
     if len(data) >= MAX_BYTES:
