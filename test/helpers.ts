@@ -5,19 +5,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
+import { installTemporalLogging } from '../src/temporal-logging.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { ModelStore } from '../src/registry/store.ts';
 import { registerModel } from '../src/registry/register.ts';
 import { createWorker } from '../src/worker.ts';
 import { MODELS_DIR } from '../src/demo.ts';
 
-let runtimeInstalled = false;
-function quietRuntime() {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-}
 
 export const FIXTURES = path.resolve('test/fixtures/models');
 
@@ -36,7 +31,7 @@ export interface TestEnv {
 }
 
 export async function openTestEnv(): Promise<TestEnv> {
-  quietRuntime();
+  installTemporalLogging();
   const temporalAddress = inject('temporalAddress');
   const databaseUrl = inject('databaseUrl');
   const pool = createPool(databaseUrl, 20);

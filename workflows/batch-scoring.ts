@@ -39,9 +39,6 @@ export interface BatchCheckpoint {
 
 export const progressQuery = defineQuery<BatchProgress>('progress');
 
-/** Chunks scheduled by one run before it continues as new (keeps history far below the limits). */
-const CHUNKS_PER_RUN = 500;
-
 const { prepareBatchRun, finalizeBatchRun, markBatchRunFailed } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
@@ -49,7 +46,8 @@ const { prepareBatchRun, finalizeBatchRun, markBatchRunFailed } = proxyActivitie
 
 const { scoreBatchChunk } = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
+  // Chunks heartbeat after every sub-batch, so a dead worker's chunk is retried elsewhere quickly.
+  heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
 });
 
@@ -85,10 +83,11 @@ export async function batchScoring(job: BatchJobInput, checkpoint?: BatchCheckpo
 
     const runContext = ctx;
     const firstChunk = progress.chunksDone;
-    const lastChunk = Math.min(progress.chunks, firstChunk + CHUNKS_PER_RUN);
+    const lastChunk = Math.min(progress.chunks, firstChunk + runContext.job.chunksPerRun);
     const inFlight = new Set<Promise<void>>();
     for (let chunkNo = firstChunk; chunkNo < lastChunk; chunkNo++) {
       if (inFlight.size >= runContext.job.parallelism) await Promise.race(inFlight);
+      if (chunkNo > firstChunk && workflowInfo().continueAsNewSuggested) break;
       const scored: Promise<void> = scoreBatchChunk({ ctx: runContext, chunkNo }).then((counts) => {
         progress = {
           ...progress,

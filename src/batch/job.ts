@@ -47,6 +47,8 @@ export const BatchJobSchema = z
     target: table.default('predictions'),
     chunkSize: z.number().int().min(100).max(1_000_000).default(50_000),
     parallelism: z.number().int().min(1).max(64).default(4),
+    /** Chunks one workflow run schedules before it continues as new, bounding its history. */
+    chunksPerRun: z.number().int().min(1).max(2000).default(500),
   })
   .strict()
   .refine((j) => j.window || j.period, { message: 'give either window {from, to} or period (hour, day, month)' })

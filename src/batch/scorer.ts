@@ -1,5 +1,6 @@
 // The work of one batch run, without Temporal: plan key-range chunks, score a chunk, and
 // summarise the run. The activities call these; so does the benchmark's no-Temporal floor.
+import os from 'node:os';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -22,6 +23,9 @@ export interface ChunkCounts {
   scored: number;
   rejected: number;
 }
+
+/** Which process scored a chunk (visible in batch_chunks.scored_by). */
+const SCORER_IDENTITY = `${os.hostname()}:${process.pid}`;
 
 /** Rows are mapped and scored in sub-batches this size, yielding to the event loop between them. */
 const SUB_BATCH = 8192;
@@ -132,7 +136,10 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
     );
     await copyLines(client, `COPY ${target} (job, entity_id, prediction, actual, event_time, passthrough, model_name, model_version, run_id) FROM STDIN WITH (FORMAT csv)`, predictionLines);
     await copyLines(client, 'COPY rejected_rows (job, entity_id, reason, run_id) FROM STDIN WITH (FORMAT csv)', rejectedLines);
-    await client.query('UPDATE batch_chunks SET rows_scored = $3, rows_rejected = $4, scored_at = now() WHERE run_id = $1 AND chunk_no = $2', [ctx.runId, chunkNo, predictionLines.length, rejectedLines.length]);
+    await client.query(
+      'UPDATE batch_chunks SET rows_scored = $3, rows_rejected = $4, scored_by = $5, scored_at = now() WHERE run_id = $1 AND chunk_no = $2',
+      [ctx.runId, chunkNo, predictionLines.length, rejectedLines.length, SCORER_IDENTITY],
+    );
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});

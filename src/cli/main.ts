@@ -4,6 +4,9 @@ import { dataCommands } from './data.ts';
 import { devCommand, workerCommand } from './dev.ts';
 import { modelsCommands } from './models.ts';
 import { scoreCommands } from './score.ts';
+import { installTemporalLogging } from '../temporal-logging.ts';
+
+installTemporalLogging();
 
 const program = new Command()
   .name('mldeploy')

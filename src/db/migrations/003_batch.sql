@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS batch_chunks (
   planned_rows   integer NOT NULL,
   rows_scored    integer,
   rows_rejected  integer,
+  scored_by      text,
   scored_at      timestamptz,
   PRIMARY KEY (run_id, chunk_no)
 );

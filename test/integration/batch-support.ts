@@ -1,0 +1,51 @@
+// Helpers for batch tests: a private rides table per test, and mldeploy worker processes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Pool } from '../../src/db/pool.ts';
+import { seedRides } from '../../src/rides/seed.ts';
+import { uniqueName, type TestEnv } from '../helpers.ts';
+
+/** A rides table of its own (plus a duration view), seeded with the given months. */
+export async function ridesTable(pool: Pool, months: Record<string, number>): Promise<{ table: string; view: string }> {
+  const table = uniqueName('rides').replace(/-/g, '_');
+  const view = `${table}_d`;
+  await pool.query(`CREATE TABLE ${table} (LIKE rides INCLUDING ALL)`);
+  for (const [month, rows] of Object.entries(months)) await seedRides(pool, { rows, month, table });
+  await pool.query(
+    `CREATE VIEW ${view} AS SELECT r.*, extract(epoch FROM (lpep_dropoff_datetime - lpep_pickup_datetime)) / 60.0 AS duration FROM ${table} r`,
+  );
+  return { table, view };
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+/** Starts `mldeploy worker` in its own process against the test's Temporal and database. */
+export async function spawnWorker(env: TestEnv, taskQueue: string): Promise<WorkerProcess> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-worker-'));
+  const child = spawn(process.execPath, ['bin/mldeploy.js', 'worker'], {
+    env: { ...process.env, TEMPORAL_ADDRESS: env.temporalAddress, DATABASE_URL: env.databaseUrl, MLDEPLOY_TASK_QUEUE: taskQueue, MLDEPLOY_DATA_DIR: dataDir, MLDEPLOY_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d) => String(d).includes('worker polling') && resolve());
+    exited.then((code) => reject(new Error(`worker exited (${code}) before polling: ${stderr}`)));
+  });
+  return { child, exited };
+}
+
+export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
