@@ -6,6 +6,8 @@ import { z } from 'zod';
 const intFrom = (fallback: number) =>
   z.coerce.number().int().positive().default(fallback);
 
+const flag = z.enum(['0', '1', 'false', 'true']).default('0').transform((v) => v === '1' || v === 'true');
+
 const EnvSchema = z.object({
   MLDEPLOY_DATA_DIR: z.string().default('.mldeploy'),
   DATABASE_URL: z.string().optional(),
@@ -19,6 +21,25 @@ const EnvSchema = z.object({
   MLDEPLOY_MODEL_THREADS: intFrom(1),
   MLDEPLOY_MAX_MODEL_MB: intFrom(256),
   MLDEPLOY_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  // Web service (mldeploy serve).
+  MLDEPLOY_SERVE_HOST: z.string().min(1).default('127.0.0.1'),
+  MLDEPLOY_SERVE_PORT: z.coerce.number().int().min(0).max(65535).default(9696),
+  MLDEPLOY_SERVE_MODEL: z.string().min(1).default('trip-duration@production'),
+  MLDEPLOY_API_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
+  MLDEPLOY_SERVE_MAX_RECORDS: intFrom(10_000),
+  MLDEPLOY_SERVE_BODY_LIMIT_MB: intFrom(4),
+  MLDEPLOY_SERVE_BATCH_MAX: intFrom(64),
+  MLDEPLOY_SERVE_BATCH_DELAY_US: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  MLDEPLOY_SERVE_ALIAS_POLL_MS: intFrom(1000),
+  MLDEPLOY_SERVE_NOOP_ROUTE: flag,
+  MLDEPLOY_PREDICTION_LOG: flag,
+  MLDEPLOY_PREDICTION_LOG_QUEUE: intFrom(10_000),
+  // Streaming fan-out (events, consumers, streams).
+  MLDEPLOY_ROUTING_FILE: z.string().min(1).default('config/routing.json'),
+  MLDEPLOY_STREAM_BACKEND: z.enum(['postgres', 'nats']).default('postgres'),
+  MLDEPLOY_STREAM_NAMESPACE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, - or _').default('mldeploy'),
+  MLDEPLOY_NATS_URL: z.string().min(1).default('127.0.0.1:4222'),
+  MLDEPLOY_EVENT_WAIT_MS: intFrom(10_000),
 });
 
 export type Config = ReturnType<typeof loadConfig>;
@@ -45,5 +66,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     modelThreads: e.MLDEPLOY_MODEL_THREADS,
     maxModelBytes: e.MLDEPLOY_MAX_MODEL_MB * 1024 * 1024,
     logLevel: e.MLDEPLOY_LOG_LEVEL,
+    serve: {
+      host: e.MLDEPLOY_SERVE_HOST,
+      port: e.MLDEPLOY_SERVE_PORT,
+      /** The model behind the course-compatible POST /predict. */
+      defaultModel: e.MLDEPLOY_SERVE_MODEL,
+      apiToken: e.MLDEPLOY_API_TOKEN,
+      maxRecords: e.MLDEPLOY_SERVE_MAX_RECORDS,
+      bodyLimitBytes: e.MLDEPLOY_SERVE_BODY_LIMIT_MB * 1024 * 1024,
+      batchMax: e.MLDEPLOY_SERVE_BATCH_MAX,
+      batchDelayUs: e.MLDEPLOY_SERVE_BATCH_DELAY_US,
+      aliasPollMs: e.MLDEPLOY_SERVE_ALIAS_POLL_MS,
+      noopRoute: e.MLDEPLOY_SERVE_NOOP_ROUTE,
+      predictionLog: e.MLDEPLOY_PREDICTION_LOG,
+      predictionLogQueue: e.MLDEPLOY_PREDICTION_LOG_QUEUE,
+    },
+    streaming: {
+      routingFile: path.resolve(e.MLDEPLOY_ROUTING_FILE),
+      backend: e.MLDEPLOY_STREAM_BACKEND,
+      namespace: e.MLDEPLOY_STREAM_NAMESPACE,
+      natsUrl: e.MLDEPLOY_NATS_URL,
+      /** How long a synchronous emit (--wait, ?wait=true) waits for the decision. */
+      waitMs: e.MLDEPLOY_EVENT_WAIT_MS,
+    },
   };
 }

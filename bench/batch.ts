@@ -1,0 +1,93 @@
+// npm run bench:batch -- --rows 1000000
+// (a) a full mldeploy batch run through Temporal, with `mldeploy worker` in its own process;
+// (b) the floor: the same read, ONNX inference and write in one process, without Temporal.
+// Also the worker's peak RSS for a run of 100k rows and one of --rows rows.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startBatchRun } from '../src/batch/client.ts';
+import { parseJob, type BatchJobInput } from '../src/batch/job.ts';
+import { finalizeRun, planRun, scoreChunk } from '../src/batch/scorer.ts';
+import { ModelCache } from '../src/registry/runtime.ts';
+import { seedRides } from '../src/rides/seed.ts';
+import { openBenchStack, parseFlag, peakRssMiB, registerBenchModel, spawnWorker, stopProcess, type BenchStack } from './support.ts';
+
+const rows = parseFlag('rows', 1_000_000);
+const chunkSize = parseFlag('chunk-size', 50_000);
+const parallelism = parseFlag('parallelism', 2);
+const MONTH_ROWS = 9_000_000;
+
+async function seedTable(stack: BenchStack, table: string, n: number): Promise<void> {
+  await stack.pool.query(`DROP TABLE IF EXISTS ${table} CASCADE`);
+  await stack.pool.query(`CREATE TABLE ${table} (LIKE rides INCLUDING ALL)`);
+  for (let month = 1, left = n; left > 0; month++, left -= MONTH_ROWS) {
+    await seedRides(stack.pool, { rows: Math.min(left, MONTH_ROWS), month: `2024-${String(month).padStart(2, '0')}`, table });
+  }
+}
+
+function jobFor(model: string, table: string, name: string): BatchJobInput {
+  return { name, model, source: { table }, window: { from: '2024-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' }, chunkSize, parallelism };
+}
+
+/** (b): the scorer's own functions, chunks run with the same parallelism, no Temporal. */
+async function floorRun(stack: BenchStack, models: ModelCache, model: string, table: string): Promise<number> {
+  const job = parseJob(jobFor(model, table, `floor-${table}`));
+  const version = await stack.store.resolve(job.model);
+  const loaded = await models.get(version);
+  const ctx = { runId: `floor-${Date.now()}`, workflowId: 'floor', job, window: { from: new Date(job.window!.from).toISOString(), to: new Date(job.window!.to).toISOString() }, model: { name: version.name, version: version.version } };
+  const started = performance.now();
+  const plan = await planRun(stack.pool, ctx, loaded);
+  let next = 0;
+  const lane = async () => {
+    while (next < plan.chunks) await scoreChunk(stack.pool, ctx, next++, loaded);
+  };
+  await Promise.all(Array.from({ length: parallelism }, lane));
+  const summary = await finalizeRun(stack.pool, ctx);
+  if (summary.rowsScored !== plan.rows) throw new Error(`floor scored ${summary.rowsScored} of ${plan.rows}`);
+  return (performance.now() - started) / 1000;
+}
+
+/** (a): a worker process and a workflow; returns seconds and the worker's peak RSS. */
+async function temporalRun(stack: BenchStack, model: string, table: string): Promise<{ seconds: number; rssMiB: number }> {
+  const taskQueue = `bench-${table}-${Date.now()}`;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-bench-worker-'));
+  const worker = await spawnWorker({ TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl, MLDEPLOY_TASK_QUEUE: taskQueue, MLDEPLOY_DATA_DIR: dataDir });
+  try {
+    const started = performance.now();
+    const handle = await startBatchRun(stack.client, taskQueue, jobFor(model, table, `temporal-${table}-${Date.now()}`));
+    const summary = await handle.result();
+    const seconds = (performance.now() - started) / 1000;
+    const expected = Number((await stack.pool.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
+    if (summary.rowsScored !== expected) throw new Error(`Temporal run scored ${summary.rowsScored} of ${expected}`);
+    return { seconds, rssMiB: peakRssMiB(worker.pid!) };
+  } finally {
+    await stopProcess(worker);
+  }
+}
+
+const stack = await openBenchStack();
+const models = new ModelCache(stack.store, 1);
+try {
+  const model = await registerBenchModel(stack.store, 'trip-duration');
+  console.log(`seeding ${rows} rides (and 100000 for the memory comparison)…`);
+  await seedTable(stack, 'bench_rides', rows);
+  await seedTable(stack, 'bench_rides_100k', 100_000);
+
+  await floorRun(stack, models, model, 'bench_rides_100k'); // warm-up: caches, model load
+  const floorSeconds = await floorRun(stack, models, model, 'bench_rides');
+  const small = await temporalRun(stack, model, 'bench_rides_100k');
+  const full = await temporalRun(stack, model, 'bench_rides');
+
+  const rate = (s: number) => Math.round(rows / s);
+  console.log(`\nbatch scoring, ${rows} rows, chunk ${chunkSize}, parallelism ${parallelism}, ${os.cpus().length} cores`);
+  console.table([
+    { run: '(a) mldeploy through Temporal', seconds: full.seconds.toFixed(2), 'rows/s': rate(full.seconds) },
+    { run: '(b) floor: same work, no Temporal', seconds: floorSeconds.toFixed(2), 'rows/s': rate(floorSeconds) },
+  ]);
+  console.log(`time ratio a/b: ${(full.seconds / floorSeconds).toFixed(2)}  (target ≤ 1.5)`);
+  console.log(`throughput (a): ${rate(full.seconds)} rows/s  (target ≥ 100000)`);
+  console.log(`worker peak RSS: ${small.rssMiB.toFixed(0)} MiB at 100k rows, ${full.rssMiB.toFixed(0)} MiB at ${rows} rows, ratio ${(full.rssMiB / small.rssMiB).toFixed(2)}  (target ≤ 1.3)`);
+} finally {
+  await models.release();
+  await stack.close();
+}

@@ -1,0 +1,74 @@
+// `mldeploy serve`: the online web service on its own, and the start-up shared with `mldeploy dev`.
+import type { Command } from 'commander';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig } from '../config.ts';
+import { openStack, type Stack } from '../stack/stack.ts';
+import { ModelCache } from '../registry/runtime.ts';
+import { ModelStore } from '../registry/store.ts';
+import { buildServer, type RoutePlugin } from '../serve/server.ts';
+import { UsageError } from './context.ts';
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+export interface WebService {
+  app: FastifyInstance;
+  url: string;
+  /** Stops accepting connections, lets in-flight requests finish, flushes the prediction log. */
+  close(): Promise<void>;
+}
+
+/** Builds and starts the web service on a stack; `models` shares a worker's model cache. */
+export async function startWebService(
+  stack: Stack,
+  opts: { host?: string; port?: number; models?: ModelCache; plugins?: RoutePlugin[] } = {},
+): Promise<WebService> {
+  const store = new ModelStore(stack.pool);
+  const models = opts.models ?? new ModelCache(store, stack.config.modelThreads);
+  const config = { ...stack.config.serve, host: opts.host ?? stack.config.serve.host, port: opts.port ?? stack.config.serve.port };
+  const app = await buildServer({ pool: stack.pool, store, models, config, plugins: opts.plugins });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return {
+    app,
+    url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
+    async close() {
+      await app.close();
+      if (!opts.models) await models.release();
+    },
+  };
+}
+
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) throw new UsageError(`--port must be a port number (0-65535), got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+export function serveCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the online web service (POST /predict, /v1, Open Inference Protocol v2) until SIGINT or SIGTERM')
+    .option('--port <port>', 'port to listen on (default: MLDEPLOY_SERVE_PORT, 9696)', portNumber)
+    .option('--host <host>', 'address to listen on (default: MLDEPLOY_SERVE_HOST, 127.0.0.1)')
+    .action(async (opts: { port?: number; host?: string }) => {
+      const stack = await openStack(loadConfig(), { temporal: false });
+      try {
+        const service = await startWebService(stack, opts);
+        say(`web service on ${service.url} (docs ${service.url}/docs); default model ${stack.config.serve.defaultModel}`);
+        const signal = await untilSignal();
+        say(`${signal}: finishing in-flight requests…`);
+        await service.close();
+      } finally {
+        await stack.close();
+      }
+    });
+}

@@ -1,0 +1,65 @@
+// Every failure leaves the service as `{"error": "..."}` with a 4xx status when the
+// caller can fix it; anything else is logged and answered with a bare 500.
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { ModelNotFoundError } from '../registry/store.ts';
+import { RefError } from '../registry/refs.ts';
+
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+export const badRequest = (message: string, details?: Record<string, unknown>) => new HttpError(400, message, details);
+
+/** The JSON Schema of every error body, so the OpenAPI document lists it. */
+export const ErrorSchema = {
+  $id: 'Error',
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: { type: 'string' },
+    errors: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { index: { type: 'integer' }, field: { type: 'string' }, reason: { type: 'string' } },
+      },
+    },
+  },
+} as const;
+
+export const errorResponses = {
+  400: { $ref: 'Error#' },
+  401: { $ref: 'Error#' },
+  404: { $ref: 'Error#' },
+  413: { $ref: 'Error#' },
+};
+
+function describeValidation(err: FastifyError): string {
+  const first = err.validation?.[0];
+  if (!first) return err.message;
+  const where = `${err.validationContext ?? 'body'}${first.instancePath.replaceAll('/', '.')}`;
+  const params = first.params as Record<string, unknown>;
+  if (first.keyword === 'required') return `${where}.${String(params.missingProperty)} is missing`;
+  if (first.keyword === 'additionalProperties') return `${where}.${String(params.additionalProperty)} is not allowed`;
+  return `${where} ${first.message ?? 'is invalid'}`;
+}
+
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.message, ...err.details });
+    if (err instanceof ModelNotFoundError) return reply.code(404).send({ error: err.message });
+    if (err instanceof RefError) return reply.code(400).send({ error: err.message });
+    if (err.validation) return reply.code(400).send({ error: describeValidation(err) });
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) return reply.code(status).send({ error: err.message });
+    request.log.error({ err, url: request.url }, 'request failed');
+    return reply.code(500).send({ error: 'internal error' });
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}` }));
+}

@@ -1,0 +1,94 @@
+// The online prediction log: responses never wait for it. Entries go into a bounded
+// in-memory queue that one writer drains into PostgreSQL in batches; when the queue is
+// full (the database is slow or down) new entries are dropped and counted.
+import type { Pool } from '../db/pool.ts';
+import { log } from '../log.ts';
+import type { FeatureRecord } from '../registry/features.ts';
+import type { LoadedModel } from '../registry/runtime.ts';
+import { predictionLogDropped, predictionLogWritten } from './metrics.ts';
+
+interface Entry {
+  request_id: string;
+  record_index: number;
+  model_name: string;
+  model_version: number;
+  features: Record<string, unknown>;
+  prediction: number;
+  predicted_at: string;
+}
+
+const WRITE_BATCH = 1000;
+const FLUSH_EVERY_MS = 200;
+
+const INSERT = `INSERT INTO prediction_log (request_id, record_index, model_name, model_version, features, prediction, predicted_at)
+  SELECT request_id, record_index, model_name, model_version, features, prediction, predicted_at
+  FROM jsonb_to_recordset($1::jsonb) AS r(request_id text, record_index integer, model_name text, model_version integer,
+                                          features jsonb, prediction double precision, predicted_at timestamptz)`;
+
+// PostgreSQL's jsonb cannot hold the NUL character.
+const withoutNul = (_key: string, value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '') : value);
+
+export class PredictionLog {
+  private queue: Entry[] = [];
+  private writing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly fieldsOf = new WeakMap<LoadedModel, string[]>();
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly maxQueue: number,
+  ) {}
+
+  /** Queues one entry per scored record; only the fields the model reads are kept. */
+  add(requestId: string, model: LoadedModel, records: readonly FeatureRecord[], predictions: ReadonlyArray<number | null>): void {
+    let fields = this.fieldsOf.get(model);
+    if (!fields) {
+      fields = model.mapper.requiredFields();
+      this.fieldsOf.set(model, fields);
+    }
+    const at = new Date().toISOString();
+    for (let i = 0; i < records.length; i++) {
+      const prediction = predictions[i];
+      if (prediction === null) continue;
+      if (this.queue.length >= this.maxQueue) {
+        predictionLogDropped.inc();
+        continue;
+      }
+      const features: Record<string, unknown> = {};
+      for (const f of fields) features[f] = records[i][f];
+      this.queue.push({ request_id: requestId, record_index: i, model_name: model.name, model_version: model.version, features, prediction, predicted_at: at });
+    }
+    this.timer ??= setTimeout(this.drain, FLUSH_EVERY_MS);
+  }
+
+  private readonly drain = (): void => {
+    this.timer = undefined;
+    if (this.writing || this.queue.length === 0) return;
+    this.writing = this.writeAll().finally(() => {
+      this.writing = undefined;
+      if (this.queue.length > 0) this.timer ??= setTimeout(this.drain, FLUSH_EVERY_MS);
+    });
+  };
+
+  private async writeAll(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, WRITE_BATCH);
+      try {
+        await this.pool.query(INSERT, [JSON.stringify(batch, withoutNul)]);
+        predictionLogWritten.inc(batch.length);
+      } catch (err) {
+        predictionLogDropped.inc(batch.length);
+        log.warn({ err: (err as Error).message, entries: batch.length }, 'prediction log write failed; entries dropped');
+        return;
+      }
+    }
+  }
+
+  /** Writes what is queued; called on shutdown. */
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.writing;
+    await this.writeAll();
+  }
+}

@@ -1,0 +1,89 @@
+// Record-level prediction routes: the course-compatible POST /predict, and the generic
+// POST /v1/models/{ref}/predict for one record or a batch.
+import type { FastifyInstance } from 'fastify';
+import type { FeatureRecord, RecordError } from '../registry/features.ts';
+import { badRequest, errorResponses } from './errors.ts';
+import type { ServeContext } from './context.ts';
+
+const EXAMPLE_RIDE = { PULocationID: 10, DOLocationID: 50, trip_distance: 40 };
+const MAX_LISTED_ERRORS = 20;
+
+// Fields are checked against the model's feature spec, which can change with a promotion,
+// so the schema only requires an object; the 400 names the offending field.
+const RecordSchema = {
+  type: 'object',
+  description: "One record with the fields of the model's feature spec",
+  additionalProperties: true,
+  examples: [EXAMPLE_RIDE],
+} as const;
+
+function rejected(errors: RecordError[], batch: boolean) {
+  const first = errors[0];
+  const message = batch ? `record ${first.index}: ${first.reason} (${errors.length} record(s) rejected)` : first.reason;
+  return badRequest(message, { errors: errors.slice(0, MAX_LISTED_ERRORS) });
+}
+
+export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Promise<void> {
+  const { serving, scorer, config } = ctx;
+
+  app.post<{ Body: FeatureRecord }>(
+    '/predict',
+    {
+      schema: {
+        tags: ['Predictions'],
+        summary: `Predict the duration of one ride with ${config.defaultModel}`,
+        body: RecordSchema,
+        response: {
+          200: { type: 'object', required: ['duration', 'model_version'], properties: { duration: { type: 'number', description: 'minutes' }, model_version: { type: 'integer' } } },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const model = await serving.resolve(config.defaultModel);
+      request.served = model;
+      const outcome = await scorer.one(model, request.body);
+      if (outcome.error) throw rejected([outcome.error], false);
+      ctx.predictionLog?.add(request.id, model, [request.body], [outcome.prediction]);
+      return { duration: outcome.prediction, model_version: model.version };
+    },
+  );
+
+  app.post<{ Params: { ref: string }; Body: FeatureRecord | FeatureRecord[] }>(
+    '/v1/models/:ref/predict',
+    {
+      schema: {
+        tags: ['Predictions'],
+        summary: 'Score one record or a list of records with a model (name, name@alias or name@version)',
+        params: { type: 'object', required: ['ref'], properties: { ref: { type: 'string', maxLength: 200, examples: ['trip-duration@production'] } } },
+        body: { anyOf: [RecordSchema, { type: 'array', maxItems: config.maxRecords, items: RecordSchema }] },
+        response: {
+          200: {
+            type: 'object',
+            required: ['model', 'version', 'predictions'],
+            properties: { model: { type: 'string' }, version: { type: 'integer' }, predictions: { type: 'array', items: { type: 'number' } } },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const model = await serving.resolve(request.params.ref);
+      request.served = model;
+      const batch = Array.isArray(request.body);
+      const records = batch ? (request.body as FeatureRecord[]) : [request.body as FeatureRecord];
+      let predictions: number[];
+      if (batch) {
+        const result = await scorer.many(model, records);
+        if (result.errors.length) throw rejected(result.errors, true);
+        predictions = result.predictions as number[];
+      } else {
+        const outcome = await scorer.one(model, records[0]);
+        if (outcome.error) throw rejected([outcome.error], false);
+        predictions = [outcome.prediction];
+      }
+      ctx.predictionLog?.add(request.id, model, records, predictions);
+      return { model: model.name, version: model.version, predictions };
+    },
+  );
+}

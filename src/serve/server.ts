@@ -1,0 +1,99 @@
+// The online web service: a fastify instance with the prediction routes, the Open
+// Inference Protocol v2, operations routes and any extra route plugins (streaming), all
+// behind one auth hook. Importable without the CLI: tests build it and use inject().
+import fs from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Pool } from '../db/pool.ts';
+import { log } from '../log.ts';
+import type { ModelCache } from '../registry/runtime.ts';
+import type { ModelStore } from '../registry/store.ts';
+import { installAuth } from './auth.ts';
+import type { ServeConfig, ServeContext } from './context.ts';
+import { ErrorSchema, installErrorHandler } from './errors.ts';
+import { httpLatency, httpRequests } from './metrics.ts';
+import { PredictionLog } from './prediction-log.ts';
+import { opsRoutes } from './routes-ops.ts';
+import { predictRoutes } from './routes-predict.ts';
+import { v2ContentTypes, v2Routes } from './routes-v2.ts';
+import { Scorer } from './scorer.ts';
+import { ServingModels } from './serving-models.ts';
+
+export type RoutePlugin = (app: FastifyInstance) => Promise<void> | void;
+
+export interface ServerOptions {
+  pool: Pool;
+  store: ModelStore;
+  models: ModelCache;
+  config: ServeConfig;
+  /** Registered after the auth hook, so their routes need the token too. */
+  plugins?: RoutePlugin[];
+}
+
+const PACKAGE_VERSION: string = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const { config } = opts;
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    // Keep-alive connections that are idle close at once on shutdown; busy ones finish first.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Types are checked by the schemas and the feature mapper, never silently coerced.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  });
+
+  const serving = new ServingModels(opts.pool, opts.store, opts.models, config.aliasPollMs, [config.defaultModel]);
+  const ctx: ServeContext = {
+    pool: opts.pool,
+    config,
+    serving,
+    scorer: new Scorer({ maxBatch: config.batchMax, maxDelayUs: config.batchDelayUs }),
+    predictionLog: config.predictionLog ? new PredictionLog(opts.pool, config.predictionLogQueue) : undefined,
+    version: PACKAGE_VERSION,
+  };
+
+  app.addHook('onReady', async () => serving.start());
+  app.addHook('onClose', async () => {
+    await serving.stop();
+    await ctx.predictionLog?.close();
+  });
+
+  installErrorHandler(app);
+  app.addSchema(ErrorSchema);
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const served = request.served;
+    const model = served?.name ?? '';
+    httpRequests.inc({ route, model, version: served ? String(served.version) : '', status: String(reply.statusCode) });
+    httpLatency.observe({ route, model }, reply.elapsedTime / 1000);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'mldeploy web service', version: PACKAGE_VERSION, description: 'Online predictions from the mldeploy model registry.' },
+      components: config.apiToken ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } : {},
+      security: config.apiToken ? [{ bearer: [] }] : [],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  installAuth(app, config.apiToken);
+  v2ContentTypes(app);
+  await app.register(async (child) => opsRoutes(child, ctx));
+  await app.register(async (child) => predictRoutes(child, ctx));
+  await app.register(async (child) => v2Routes(child, ctx));
+  for (const plugin of opts.plugins ?? []) await app.register(async (child) => plugin(child));
+  return app;
+}

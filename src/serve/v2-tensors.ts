@@ -1,0 +1,155 @@
+// Open Inference Protocol (v2) tensors in JSON: checking request tensors against the
+// model's inputs, and turning onnxruntime outputs back into JSON.
+import ort from 'onnxruntime-node';
+import type { TensorInfo } from '../registry/metadata.ts';
+import { badRequest } from './errors.ts';
+
+/** onnxruntime type → v2 datatype. */
+const DATATYPES: Record<string, string> = {
+  float32: 'FP32',
+  float64: 'FP64',
+  float16: 'FP16',
+  int8: 'INT8',
+  int16: 'INT16',
+  int32: 'INT32',
+  int64: 'INT64',
+  uint8: 'UINT8',
+  uint16: 'UINT16',
+  uint32: 'UINT32',
+  uint64: 'UINT64',
+  bool: 'BOOL',
+  string: 'BYTES',
+};
+
+export const datatypeOf = (ortType: string): string => DATATYPES[ortType] ?? ortType.toUpperCase();
+
+/** Symbolic dimensions (the batch) are -1 in v2 metadata. */
+export const v2Shape = (info: TensorInfo): number[] => info.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
+
+export interface V2InputTensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data: unknown[];
+}
+
+export interface V2OutputTensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data: unknown[];
+}
+
+function flatten(name: string, data: unknown[], expected: number): unknown[] {
+  if (!data.some(Array.isArray)) return data;
+  const flat: unknown[] = [];
+  const walk = (value: unknown[], depth: number) => {
+    if (depth > 32) throw badRequest(`input '${name}': data is nested too deeply`);
+    for (const v of value) {
+      if (Array.isArray(v)) walk(v, depth + 1);
+      else flat.push(v);
+      if (flat.length > expected) return;
+    }
+  };
+  walk(data, 0);
+  return flat;
+}
+
+function fill(name: string, datatype: string, values: unknown[]): ort.Tensor['data'] {
+  const bad = (i: number, what: string) => badRequest(`input '${name}': element ${i} must be ${what}, got ${JSON.stringify(values[i])?.slice(0, 40)}`);
+  switch (datatype) {
+    case 'FP32':
+    case 'FP64': {
+      const out = datatype === 'FP32' ? new Float32Array(values.length) : new Float64Array(values.length);
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (typeof v !== 'number') throw bad(i, 'a number');
+        out[i] = v;
+      }
+      return out;
+    }
+    case 'INT64': {
+      const out = new BigInt64Array(values.length);
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw bad(i, 'an integer');
+        out[i] = BigInt(v);
+      }
+      return out;
+    }
+    case 'BOOL': {
+      const out = new Uint8Array(values.length);
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (typeof v !== 'boolean') throw bad(i, 'true or false');
+        out[i] = v ? 1 : 0;
+      }
+      return out;
+    }
+    case 'BYTES': {
+      for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') throw bad(i, 'a string');
+      return values as string[];
+    }
+    default:
+      throw badRequest(`input '${name}': datatype ${datatype} is not supported`);
+  }
+}
+
+/**
+ * Builds the feeds for one request: every model input exactly once, with the model's
+ * datatype and rank, fixed dimensions as the model declares them, and as many elements as
+ * the shape says. Returns the feeds and the batch size (the first dimension).
+ */
+export function toFeeds(inputs: V2InputTensor[], model: TensorInfo[], maxBatch: number): { feeds: Record<string, ort.Tensor>; rows: number } {
+  const feeds: Record<string, ort.Tensor> = {};
+  let rows: number | undefined;
+  for (const input of inputs) {
+    const info = model.find((m) => m.name === input.name);
+    if (!info) throw badRequest(`the model has no input '${input.name}' (inputs: ${model.map((m) => m.name).join(', ')})`);
+    if (feeds[input.name]) throw badRequest(`input '${input.name}' is given twice`);
+    const datatype = datatypeOf(info.type);
+    if (input.datatype !== datatype) throw badRequest(`input '${input.name}' has datatype ${datatype}, not ${input.datatype}`);
+    const declared = v2Shape(info);
+    if (input.shape.length !== declared.length) throw badRequest(`input '${input.name}' has shape [${declared.join(', ')}]; got rank ${input.shape.length}, not ${declared.length}`);
+    input.shape.forEach((d, i) => {
+      if (declared[i] !== -1 && d !== declared[i]) throw badRequest(`input '${input.name}' has shape [${declared.join(', ')}]; dimension ${i} must be ${declared[i]}, not ${d}`);
+    });
+    const size = input.shape.reduce((a, b) => a * b, 1);
+    const batch = input.shape.length > 0 ? input.shape[0] : 1;
+    if (batch > maxBatch) throw badRequest(`input '${input.name}' has ${batch} rows; at most ${maxBatch} per request`);
+    if (rows !== undefined && batch !== rows) throw badRequest(`input '${input.name}' has ${batch} rows, the other inputs ${rows}`);
+    rows = batch;
+    const values = flatten(input.name, input.data, size);
+    if (values.length !== size) throw badRequest(`input '${input.name}' with shape [${input.shape.join(', ')}] needs ${size} elements, got ${values.length}`);
+    feeds[input.name] = new ort.Tensor(info.type as 'float32', fill(input.name, datatype, values) as Float32Array, input.shape);
+  }
+  const absent = model.filter((m) => !feeds[m.name]).map((m) => m.name);
+  if (absent.length) throw badRequest(`input(s) ${absent.map((n) => `'${n}'`).join(', ')} missing`);
+  return { feeds, rows: rows ?? 0 };
+}
+
+export function fromTensor(name: string, tensor: ort.Tensor): V2OutputTensor {
+  const data = tensor.data;
+  let values: unknown[];
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) values = Array.from(data, Number);
+  else if (tensor.type === 'bool') values = Array.from(data as Uint8Array, (v) => v !== 0);
+  else values = Array.from(data as ArrayLike<unknown>);
+  return { name, datatype: datatypeOf(tensor.type), shape: [...tensor.dims], data: values };
+}
+
+/** Rows [start, end) of a tensor whose first dimension is the batch. */
+export function sliceRows(tensor: ort.Tensor, start: number, end: number): ort.Tensor {
+  const rows = tensor.dims[0];
+  const width = rows > 0 ? tensor.size / rows : 0;
+  const data = tensor.data as Float32Array | string[];
+  const part = Array.isArray(data) ? data.slice(start * width, end * width) : data.subarray(start * width, end * width);
+  return new ort.Tensor(tensor.type as 'float32', part as Float32Array, [end - start, ...tensor.dims.slice(1)]);
+}
+
+/** Joins the per-slice outputs of one tensor along the batch dimension. */
+export function concatRows(parts: V2OutputTensor[]): V2OutputTensor {
+  if (parts.length === 1) return parts[0];
+  const [first] = parts;
+  const rows = parts.reduce((n, p) => n + p.shape[0], 0);
+  return { ...first, shape: [rows, ...first.shape.slice(1)], data: parts.flatMap((p) => p.data) };
+}
