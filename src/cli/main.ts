@@ -4,6 +4,7 @@ import { dataCommands } from './data.ts';
 import { devCommand, workerCommand } from './dev.ts';
 import { modelsCommands } from './models.ts';
 import { scoreCommands } from './score.ts';
+import { serveCommand } from './serve.ts';
 import { installTemporalLogging } from '../temporal-logging.ts';
 
 installTemporalLogging();
@@ -19,6 +20,7 @@ workerCommand(program);
 modelsCommands(program);
 dataCommands(program);
 scoreCommands(program);
+serveCommand(program);
 
 try {
   await program.parseAsync(process.argv);
