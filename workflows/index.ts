@@ -1,2 +1,3 @@
 // Every workflow the mldeploy worker runs. Only deterministic code lives under workflows/.
 export { batchScoring } from './batch-scoring.ts';
+export { eventFanout } from './event-fanout.ts';

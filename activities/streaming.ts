@@ -1,0 +1,139 @@
+// Streaming fan-out activities. On the main task queue: plan an event (routing + feature
+// checks, dead-lettering what is invalid), decide, deliver the decision to a callback. On
+// each consumer's task queue: predict with that consumer's model and append the prediction.
+// Every write is keyed by (event, consumer) or the event, so retries never duplicate.
+import { ApplicationFailure } from '@temporalio/activity';
+import { loadConfig } from '../src/config.ts';
+import { describeValue } from '../src/registry/features.ts';
+import { ModelNotFoundError } from '../src/registry/store.ts';
+import { decide, rejection } from '../src/streaming/policy.ts';
+import { consumerTaskQueue, loadRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
+import { streamingSettings, type StreamingSettings } from '../src/streaming/settings.ts';
+import {
+  predictionRecordId,
+  type ConsumerOutcome,
+  type ConsumerPlan,
+  type Decision,
+  type DecisionPolicy,
+  type ModelId,
+  type PredictionRecord,
+  type StreamEvent,
+} from '../src/streaming/types.ts';
+import type { ActivityDeps } from './deps.ts';
+
+export type EventRef = Pick<StreamEvent, 'id' | 'type' | 'time'>;
+
+export type PlanResult =
+  | { status: 'planned'; consumers: ConsumerPlan[]; policy: DecisionPolicy }
+  | { status: 'rejected'; decision: Decision };
+
+export interface PredictInput {
+  event: EventRef;
+  consumer: string;
+  model: ModelId;
+  features: Record<string, unknown>;
+}
+
+/** What a consumer's worker needs: only the model cache and the streams. */
+export function createConsumerActivities({ models }: Pick<ActivityDeps, 'models'>, settings: StreamingSettings) {
+  return {
+    async predictForConsumer(input: PredictInput): Promise<PredictionRecord> {
+      const model = await models.get(input.model);
+      const { predictions, errors } = await model.predict([input.features]);
+      const prediction = predictions[0];
+      if (prediction === null || errors.length > 0) {
+        throw ApplicationFailure.nonRetryable(`${model.name}@${model.version} rejected the features: ${errors.map((e) => e.reason).join('; ')}`, 'FeatureError');
+      }
+      const record: PredictionRecord = {
+        id: predictionRecordId(input.event.type, input.event.id, input.consumer),
+        eventId: input.event.id,
+        eventType: input.event.type,
+        consumer: input.consumer,
+        model: { name: model.name, version: model.version },
+        prediction,
+        time: new Date().toISOString(),
+      };
+      const stored = await (await settings.backend()).append('predictions', record.id, record);
+      return stored.value;
+    },
+  };
+}
+
+export function createStreamingActivities(deps: ActivityDeps, settings: StreamingSettings = streamingSettings(loadConfig().streaming, deps.pool)) {
+  const { pool, store, models } = deps;
+
+  async function planConsumer(event: StreamEvent, consumer: ConsumerConfig): Promise<{ plan?: ConsumerPlan; problems: string[] }> {
+    const where = consumer.features ? `payload.${consumer.features}` : 'payload';
+    const features = consumer.features ? event.payload[consumer.features] : event.payload;
+    if (features === null || typeof features !== 'object' || Array.isArray(features)) {
+      return { problems: [`${where} must be a JSON object with the ride's features, got ${describeValue(features)}`] };
+    }
+    let version;
+    try {
+      version = await store.resolve(consumer.model);
+    } catch (err) {
+      // A routing that names an unknown model is a deployment problem, not a bad event:
+      // fail the attempt (retried) so events wait for the fix instead of being dead-lettered.
+      if (err instanceof ModelNotFoundError) throw new Error(`consumer '${consumer.name}': ${err.message}`);
+      throw err;
+    }
+    const model = await models.get(version);
+    const { errors } = model.mapper.map([features as Record<string, unknown>]);
+    if (errors.length > 0) return { problems: errors.map((e) => `${where}.${e.reason}`) };
+    return {
+      problems: [],
+      plan: {
+        name: consumer.name,
+        taskQueue: consumerTaskQueue(consumer),
+        model: { name: version.name, version: version.version },
+        required: consumer.required,
+        features: features as Record<string, unknown>,
+        timeoutMs: consumer.timeoutMs,
+        maxAttempts: consumer.maxAttempts,
+        waitMs: consumer.waitMs,
+      },
+    };
+  }
+
+  async function reject(event: StreamEvent, reasons: string[]): Promise<PlanResult> {
+    await pool.query(
+      `INSERT INTO dead_letters (event_type, event_id, payload, reason, source) VALUES ($1, $2, $3, $4, 'workflow')
+       ON CONFLICT (event_type, event_id) DO NOTHING`,
+      [event.type, event.id, JSON.stringify(event.payload), reasons.join('; ')],
+    );
+    const stored = await (await settings.backend()).append('decisions', `${event.type}:${event.id}`, rejection(event, reasons, new Date()));
+    return { status: 'rejected', decision: stored.value };
+  }
+
+  return {
+    ...createConsumerActivities(deps, settings),
+
+    /** Reads the routing (fresh for every event) and checks the payload against every consumer's features. */
+    async planEvent(event: StreamEvent): Promise<PlanResult> {
+      const routing = await loadRouting(settings.routingFile);
+      const route = routing.events[event.type];
+      if (!route) return reject(event, [`no route for event type '${event.type}' in ${settings.routingFile}`]);
+      const planned = await Promise.all(route.consumers.map((c) => planConsumer(event, c)));
+      const problems = [...new Set(planned.flatMap((p) => p.problems))];
+      if (problems.length > 0) return reject(event, problems);
+      return { status: 'planned', consumers: planned.map((p) => p.plan!), policy: route.decision };
+    },
+
+    async decideEvent(input: { event: EventRef; policy: DecisionPolicy; outcomes: ConsumerOutcome[] }): Promise<Decision> {
+      const decision = decide(input.event, input.policy, input.outcomes, new Date());
+      const stored = await (await settings.backend()).append('decisions', decision.id, decision);
+      return stored.value;
+    },
+
+    /** POSTs the decision to the producer's callback; a non-2xx answer is retried by Temporal. */
+    async deliverDecision(input: { url: string; decision: Decision }): Promise<void> {
+      const response = await fetch(input.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': input.decision.id },
+        body: JSON.stringify(input.decision),
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (!response.ok) throw new Error(`callback ${input.url} answered HTTP ${response.status}`);
+    },
+  };
+}

@@ -1,0 +1,67 @@
+// Producing events from TypeScript: start (or find) the event's workflow and, when asked,
+// wait a bounded time for its decision. The workflow id is derived from the event's type
+// and id, so emitting the same event again never processes it twice: a running workflow is
+// reused, and a completed one is not started again; its result is returned instead.
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { eventFanout } from '../../workflows/event-fanout.ts';
+import { EVENT_TYPE } from '../../workflows/search-attributes.ts';
+import { parseEvent, type EmitInput } from './event.ts';
+import { eventWorkflowId, type Decision, type StreamEvent } from './types.ts';
+
+export interface EmitOptions {
+  /** The main task queue (where the fan-out workflow runs). */
+  taskQueue: string;
+  /** Wait for the decision (bounded by waitMs). */
+  wait?: boolean;
+  waitMs?: number;
+}
+
+export type EmitResult =
+  | { status: 'accepted'; eventId: string; type: string; workflowId: string }
+  | { status: 'pending'; eventId: string; type: string; workflowId: string; waitedMs: number }
+  | { status: 'done'; eventId: string; type: string; workflowId: string; decision: Decision };
+
+export type EventHandle = WorkflowHandle<typeof eventFanout>;
+
+/** Starts the event's workflow, or finds the one already started for the same type and id. */
+export async function startEvent(client: Client, event: StreamEvent, taskQueue: string): Promise<EventHandle> {
+  const workflowId = eventWorkflowId(event.type, event.id);
+  try {
+    return await client.workflow.start<typeof eventFanout>('eventFanout', {
+      workflowId,
+      taskQueue,
+      args: [event],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      // A completed event is never processed again; one that failed or was terminated may be.
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      typedSearchAttributes: [{ key: EVENT_TYPE, value: event.type }],
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle<typeof eventFanout>(workflowId);
+    throw err;
+  }
+}
+
+/** Waits up to waitMs for the decision; undefined when it is not there yet. */
+export async function awaitDecision(client: Client, handle: EventHandle, waitMs: number): Promise<Decision | undefined> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), waitMs);
+  try {
+    return await client.withAbortSignal(abort.signal, () => handle.result());
+  } catch (err) {
+    if (abort.signal.aborted) return undefined;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function emitEvent(client: Client, input: EmitInput | StreamEvent, options: EmitOptions): Promise<EmitResult> {
+  const event = parseEvent(input);
+  const handle = await startEvent(client, event, options.taskQueue);
+  const base = { eventId: event.id, type: event.type, workflowId: handle.workflowId };
+  if (!options.wait) return { status: 'accepted', ...base };
+  const waitMs = options.waitMs ?? 10_000;
+  const decision = await awaitDecision(client, handle, waitMs);
+  return decision ? { status: 'done', ...base, decision } : { status: 'pending', ...base, waitedMs: waitMs };
+}

@@ -1,0 +1,78 @@
+// Streams in PostgreSQL: one table of records, offsets handed out in commit order by
+// mldeploy_stream_append (migration 005), wake-ups through LISTEN/NOTIFY.
+import type pg from 'pg';
+import type { Pool } from '../db/pool.ts';
+import type { AppendResult, StoredRecord, StreamBackend } from './backend.ts';
+import type { StreamName } from './types.ts';
+
+const CHANNEL = 'mldeploy_stream';
+
+export class PostgresStreamBackend implements StreamBackend {
+  readonly kind = 'postgres';
+  private listener?: Promise<pg.PoolClient>;
+  private readonly watchers = new Map<string, Set<() => void>>();
+
+  constructor(
+    private readonly pool: Pool,
+    /** Keeps the streams of several deployments (or test runs) in one database apart. */
+    private readonly namespace: string,
+  ) {}
+
+  private key(stream: StreamName): string {
+    return `${this.namespace}.${stream}`;
+  }
+
+  async append<T>(stream: StreamName, id: string, value: T): Promise<AppendResult<T>> {
+    const { rows } = await this.pool.query('SELECT stored_offset, stored_record, created FROM mldeploy_stream_append($1, $2, $3)', [this.key(stream), id, JSON.stringify(value)]);
+    return { offset: rows[0].stored_offset, value: rows[0].stored_record, created: rows[0].created };
+  }
+
+  async read<T>(stream: StreamName, after: number, limit: number): Promise<StoredRecord<T>[]> {
+    const { rows } = await this.pool.query(
+      'SELECT stream_offset, record_id, record FROM stream_records WHERE stream = $1 AND stream_offset > $2 ORDER BY stream_offset LIMIT $3',
+      [this.key(stream), after, limit],
+    );
+    return rows.map((r) => ({ offset: r.stream_offset, id: r.record_id, value: r.record }));
+  }
+
+  async watch(stream: StreamName, onAppend: () => void): Promise<() => void> {
+    const key = this.key(stream);
+    let set = this.watchers.get(key);
+    if (!set) this.watchers.set(key, (set = new Set()));
+    set.add(onAppend);
+    await this.listen();
+    return () => set.delete(onAppend);
+  }
+
+  /** One LISTEN connection per backend; dropped on error so the next watch reconnects. */
+  private listen(): Promise<pg.PoolClient> {
+    this.listener ??= (async () => {
+      const client = await this.pool.connect();
+      client.on('notification', (msg) => {
+        const key = msg.payload?.slice(0, msg.payload.lastIndexOf(':'));
+        for (const wake of this.watchers.get(key ?? '') ?? []) wake();
+      });
+      client.on('error', () => {
+        this.listener = undefined;
+        client.release(true);
+      });
+      await client.query(`LISTEN ${CHANNEL}`);
+      return client;
+    })();
+    this.listener.catch(() => (this.listener = undefined));
+    return this.listener;
+  }
+
+  async close(): Promise<void> {
+    const listener = this.listener;
+    this.listener = undefined;
+    this.watchers.clear();
+    if (listener) {
+      const client = await listener.catch(() => undefined);
+      if (client) {
+        await client.query(`UNLISTEN ${CHANNEL}`).catch(() => {});
+        client.release();
+      }
+    }
+  }
+}

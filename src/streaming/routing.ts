@@ -1,0 +1,107 @@
+// Routing: which consumers (models) an event type fans out to, and the policy that turns
+// their predictions into a decision. Kept in a JSON file that is read again for every event,
+// so edits apply to the next event without restarting anything.
+import fs from 'node:fs/promises';
+import { z } from 'zod';
+import type { DecisionPolicy } from './types.ts';
+
+const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
+
+const Threshold = z
+  .object({ gt: z.number(), gte: z.number(), lt: z.number(), lte: z.number() })
+  .partial()
+  .strict()
+  .refine((t) => Object.keys(t).length > 0, 'needs at least one of gt, gte, lt, lte');
+
+const Rule = z
+  .object({
+    when: z.record(z.string(), Threshold).refine((w) => Object.keys(w).length > 0, 'needs at least one condition'),
+    action: z.string().min(1),
+    reason: z.string().min(1),
+  })
+  .strict();
+
+const Consumer = z
+  .object({
+    name: z.string().regex(NAME, 'must be lower case letters, digits, - or _'),
+    model: z.string().min(1),
+    taskQueue: z.string().min(1).optional(),
+    /** The payload field that holds this consumer's feature record; the whole payload when absent. */
+    features: z.string().min(1).optional(),
+    required: z.boolean().default(true),
+    timeoutMs: z.number().int().positive().default(2_000),
+    maxAttempts: z.number().int().min(1).max(20).default(3),
+    waitMs: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const Route = z
+  .object({
+    consumers: z.array(Consumer).min(1),
+    decision: z.object({ rules: z.array(Rule), default: z.string().min(1) }).strict(),
+  })
+  .strict()
+  .superRefine((route, ctx) => {
+    const names = route.consumers.map((c) => c.name);
+    names.forEach((n, i) => {
+      if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['consumers', i, 'name'], message: `consumer '${n}' is listed twice` });
+    });
+    route.decision.rules.forEach((rule, r) => {
+      for (const consumer of Object.keys(rule.when)) {
+        if (!names.includes(consumer)) ctx.addIssue({ code: 'custom', path: ['decision', 'rules', r, 'when', consumer], message: `no consumer named '${consumer}'` });
+      }
+    });
+  });
+
+export const RoutingSchema = z.object({ events: z.record(z.string().regex(NAME), Route) }).strict();
+
+export type Routing = z.infer<typeof RoutingSchema>;
+export type RouteConfig = z.infer<typeof Route>;
+export type ConsumerConfig = z.infer<typeof Consumer>;
+
+export class RoutingError extends Error {
+  override name = 'RoutingError';
+}
+
+/** Consumers without a task queue of their own get `mldeploy-consumer-<name>`. */
+export function consumerTaskQueue(consumer: Pick<ConsumerConfig, 'name' | 'taskQueue'>): string {
+  return consumer.taskQueue ?? `mldeploy-consumer-${consumer.name}`;
+}
+
+export function parseRouting(raw: unknown, source = 'routing'): Routing {
+  const parsed = RoutingSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new RoutingError(`${source} is invalid: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+export async function loadRouting(file: string): Promise<Routing> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new RoutingError(`cannot read the routing file ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new RoutingError(`the routing file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseRouting(raw, `the routing file ${file}`);
+}
+
+/** Every consumer task queue in the routing, by consumer name (one queue per name). */
+export function consumerQueues(routing: Routing): Map<string, string> {
+  const queues = new Map<string, string>();
+  for (const route of Object.values(routing.events)) {
+    for (const c of route.consumers) queues.set(c.name, consumerTaskQueue(c));
+  }
+  return queues;
+}
+
+export function policyOf(route: RouteConfig): DecisionPolicy {
+  return route.decision;
+}

@@ -1,0 +1,90 @@
+// The shapes that travel between producers, the fan-out workflow, its activities and the
+// streams. Plain JSON only (they cross Temporal and HTTP), and types only (workflows import
+// this file).
+
+/** One business event, as a producer emits it. */
+export interface StreamEvent {
+  id: string;
+  type: string;
+  payload: Record<string, unknown>;
+  /** ISO time the event happened (or was received). */
+  time: string;
+  /** Called with the decision (POST, JSON) once it exists. */
+  callbackUrl?: string;
+}
+
+export interface ModelId {
+  name: string;
+  version: number;
+}
+
+/** What the workflow needs to run one consumer; resolved once per event. */
+export interface ConsumerPlan {
+  name: string;
+  taskQueue: string;
+  model: ModelId;
+  required: boolean;
+  features: Record<string, unknown>;
+  timeoutMs: number;
+  maxAttempts: number;
+  /** Total time to wait for this consumer, queueing included (undefined: no limit). */
+  waitMs?: number;
+}
+
+export type Comparison = 'gt' | 'gte' | 'lt' | 'lte';
+
+export interface PolicyRule {
+  /** Every condition must hold: consumer → comparison → threshold. */
+  when: Record<string, Partial<Record<Comparison, number>>>;
+  action: string;
+  reason: string;
+}
+
+export interface DecisionPolicy {
+  rules: PolicyRule[];
+  /** Action when no rule matches. */
+  default: string;
+}
+
+export type EventPlan =
+  | { status: 'planned'; consumers: ConsumerPlan[]; policy: DecisionPolicy }
+  | { status: 'rejected'; reasons: string[] };
+
+export interface PredictionRecord {
+  id: string;
+  eventId: string;
+  eventType: string;
+  consumer: string;
+  model: ModelId;
+  prediction: number;
+  time: string;
+}
+
+export type ConsumerOutcome =
+  | { consumer: string; status: 'ok'; prediction: number; model: ModelId }
+  | { consumer: string; status: 'missing'; required: boolean; reason: string };
+
+export type DecisionStatus = 'decided' | 'failed' | 'rejected';
+
+export interface Decision {
+  id: string;
+  eventId: string;
+  eventType: string;
+  status: DecisionStatus;
+  /** The policy's action; null when no decision could be made (failed, rejected). */
+  action: string | null;
+  reasons: string[];
+  predictions: Record<string, number>;
+  missing: string[];
+  time: string;
+}
+
+export const STREAM_NAMES = ['predictions', 'decisions'] as const;
+export type StreamName = (typeof STREAM_NAMES)[number];
+
+/** Record ids, unique within a stream: what makes appends idempotent. */
+export const predictionRecordId = (eventType: string, eventId: string, consumer: string) => `${eventType}:${eventId}:${consumer}`;
+export const decisionRecordId = (eventType: string, eventId: string) => `${eventType}:${eventId}`;
+
+/** One workflow per event: emitting the same event twice finds the same workflow. */
+export const eventWorkflowId = (eventType: string, eventId: string) => `event-${eventType}-${eventId}`;

@@ -1,0 +1,71 @@
+// Workers for the streaming fan-out. A consumer's task queue is its unit of deployment: a
+// consumer worker polls one queue and runs only that consumer's predictions, so each model
+// scales (or goes down) on its own. The event worker runs the fan-out workflow and the
+// plan/decide activities on the main queue.
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { createConsumerActivities, createStreamingActivities } from '../../activities/streaming.ts';
+import type { Pool } from '../db/pool.ts';
+import type { ModelCache } from '../registry/runtime.ts';
+import type { ModelStore } from '../registry/store.ts';
+import { consumerQueues, loadRouting, RoutingError } from './routing.ts';
+import type { StreamingSettings } from './settings.ts';
+
+/** Predictions are short and mostly wait on I/O (the stream append): allow many at once. */
+const CONSUMER_CONCURRENCY = 200;
+
+export interface StreamingWorkerDeps {
+  connection: NativeConnection;
+  namespace: string;
+  pool: Pool;
+  store: ModelStore;
+  models: ModelCache;
+  settings: StreamingSettings;
+}
+
+/** The task queues of the named consumers (all of them when names is empty), from the routing file. */
+export async function selectConsumerQueues(routingFile: string, names: string[]): Promise<string[]> {
+  const queues = consumerQueues(await loadRouting(routingFile));
+  if (names.length === 0) return [...new Set(queues.values())];
+  const unknown = names.filter((n) => !queues.has(n));
+  if (unknown.length > 0) throw new RoutingError(`no consumer named ${unknown.map((n) => `'${n}'`).join(', ')} in ${routingFile} (known: ${[...queues.keys()].join(', ')})`);
+  return [...new Set(names.map((n) => queues.get(n)!))];
+}
+
+export async function createConsumerWorkers(deps: StreamingWorkerDeps, taskQueues: string[], tuning: Partial<WorkerOptions> = {}): Promise<Worker[]> {
+  const activities = createConsumerActivities(deps, deps.settings);
+  return Promise.all(
+    taskQueues.map((taskQueue) =>
+      Worker.create({
+        connection: deps.connection,
+        namespace: deps.namespace,
+        taskQueue,
+        activities,
+        maxConcurrentActivityTaskExecutions: CONSUMER_CONCURRENCY,
+        shutdownGraceTime: '10 seconds',
+        ...tuning,
+      }),
+    ),
+  );
+}
+
+/** The fan-out workflow plus plan/decide/callback activities, with these streaming settings. */
+export async function createEventWorker(
+  deps: StreamingWorkerDeps,
+  taskQueue: string,
+  workflows: Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'>,
+  tuning: Partial<WorkerOptions> = {},
+): Promise<Worker> {
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.namespace,
+    taskQueue,
+    ...workflows,
+    activities: createStreamingActivities(deps, deps.settings),
+    maxConcurrentWorkflowTaskExecutions: 50,
+    maxConcurrentLocalActivityExecutions: 200,
+    maxConcurrentActivityTaskExecutions: 50,
+    maxCachedWorkflows: 2_000,
+    shutdownGraceTime: '10 seconds',
+    ...tuning,
+  });
+}
