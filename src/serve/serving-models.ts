@@ -62,13 +62,14 @@ export class ServingModels {
     return Object.fromEntries([...this.tracked].map(([reference, t]) => [reference, t.model.version]));
   }
 
-  start(): void {
+  /** Starts polling; resolves after the first pass, so the required models are loaded when they exist. */
+  async start(): Promise<void> {
     const loop = async () => {
       this.polling = this.refresh().catch((err) => log.warn({ err: (err as Error).message }, 'model alias refresh failed; serving the versions already loaded'));
       await this.polling;
       if (!this.stopped) this.timer = setTimeout(loop, this.pollMs);
     };
-    void loop();
+    await loop();
   }
 
   async stop(): Promise<void> {
