@@ -9,6 +9,7 @@ import type { PoolClient } from 'pg';
 import type { Pool } from '../db/pool.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
 import { csvField, csvText } from './csv.ts';
+import { chunkStats, mergeStats, type RunStats } from './stats.ts';
 import { JobError, quoteIdent, quoteTable, type BatchJob } from './job.ts';
 
 export interface RunContext {
@@ -108,6 +109,8 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
   const tail = `,${csvText(ctx.model.name)},${ctx.model.version},${csvText(ctx.runId)}\n`;
   const predictionLines: string[] = [];
   const rejectedLines: string[] = [];
+  const scored = new Float64Array(rows.length);
+  const actuals: Array<number | null> = [];
   for (let start = 0; start < rows.length; start += SUB_BATCH) {
     const batch = rows.slice(start, start + SUB_BATCH);
     const { predictions, errors } = await model.predict(batch);
@@ -115,8 +118,11 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
       const p = predictions[i];
       if (p === null) continue;
       const row = batch[i];
+      const actual = actualColumn ? (row[actualColumn] as number | null) : null;
+      scored[predictionLines.length] = p;
+      actuals.push(actual);
       const extra = passthrough.length ? csvField(Object.fromEntries(passthrough.map((c) => [c, row[c]]))) : '';
-      predictionLines.push(`${head}${row[idColumn]},${p},${actualColumn ? csvField(row[actualColumn]) : ''},${csvField(row[timestampColumn])},${extra}${tail}`);
+      predictionLines.push(`${head}${row[idColumn]},${p},${csvField(actual)},${csvField(row[timestampColumn])},${extra}${tail}`);
     }
     for (const e of errors) rejectedLines.push(`${head}${batch[e.index][idColumn]},${csvText(e.reason)},${csvText(ctx.runId)}\n`);
     heartbeat();
@@ -136,9 +142,12 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
     );
     await copyLines(client, `COPY ${target} (job, entity_id, prediction, actual, event_time, passthrough, model_name, model_version, run_id) FROM STDIN WITH (FORMAT csv)`, predictionLines);
     await copyLines(client, 'COPY rejected_rows (job, entity_id, reason, run_id) FROM STDIN WITH (FORMAT csv)', rejectedLines);
+    const stats = chunkStats(scored.subarray(0, predictionLines.length), actuals);
     await client.query(
-      'UPDATE batch_chunks SET rows_scored = $3, rows_rejected = $4, scored_by = $5, scored_at = now() WHERE run_id = $1 AND chunk_no = $2',
-      [ctx.runId, chunkNo, predictionLines.length, rejectedLines.length, SCORER_IDENTITY],
+      `UPDATE batch_chunks SET rows_scored = $3, rows_rejected = $4, scored_by = $5, scored_at = now(),
+              pred_sum = $6, pred_sumsq = $7, actual_rows = $8, sq_error_sum = $9, percentiles = $10
+       WHERE run_id = $1 AND chunk_no = $2`,
+      [ctx.runId, chunkNo, predictionLines.length, rejectedLines.length, SCORER_IDENTITY, stats.sum, stats.sumsq, stats.actualRows, stats.sqErrorSum, JSON.stringify(stats.percentiles)],
     );
     await client.query('COMMIT');
   } catch (err) {
@@ -169,39 +178,31 @@ export interface RunSummary {
   rowsScored: number;
   rowsRejected: number;
   durationMs: number;
-  stats: { mean: number | null; std: number | null; quantiles: Record<string, number>; rmse: number | null } | null;
+  stats: RunStats | null;
   firstRejections: string[];
 }
 
-/** Totals the chunks, computes prediction statistics and closes the run's summary row. */
+/** Totals the chunks, merges their prediction statistics and closes the run's summary row. */
 export async function finalizeRun(pool: Pool, ctx: RunContext): Promise<RunSummary> {
-  const totals = await pool.query(
-    `SELECT count(*)::int AS chunks, count(scored_at)::int AS done,
-            COALESCE(sum(rows_scored), 0)::bigint AS scored, COALESCE(sum(rows_rejected), 0)::bigint AS rejected
+  const { rows: chunks } = await pool.query(
+    `SELECT scored_at, rows_scored, rows_rejected, pred_sum, pred_sumsq, actual_rows, sq_error_sum, percentiles
      FROM batch_chunks WHERE run_id = $1`,
     [ctx.runId],
   );
-  const t = totals.rows[0];
-  if (t.done !== t.chunks) throw new Error(`run ${ctx.runId}: only ${t.done} of ${t.chunks} chunks are scored`);
-  const stats = await pool.query(
-    `SELECT avg(prediction) AS mean, stddev_pop(prediction) AS std,
-            percentile_cont(ARRAY[0.05, 0.25, 0.5, 0.75, 0.95]) WITHIN GROUP (ORDER BY prediction) AS q,
-            sqrt(avg((prediction - actual) ^ 2) FILTER (WHERE actual IS NOT NULL)) AS rmse
-     FROM ${quoteTable(ctx.job.target)} WHERE run_id = $1`,
-    [ctx.runId],
+  const done = chunks.filter((c) => c.scored_at !== null).length;
+  if (done !== chunks.length) throw new Error(`run ${ctx.runId}: only ${done} of ${chunks.length} chunks are scored`);
+  const scored = chunks.reduce((n, c) => n + c.rows_scored, 0);
+  const rejected = chunks.reduce((n, c) => n + c.rows_rejected, 0);
+  const stats = mergeStats(
+    chunks.map((c) => ({ count: c.rows_scored, sum: c.pred_sum, sumsq: c.pred_sumsq, actualRows: c.actual_rows, sqErrorSum: c.sq_error_sum, percentiles: c.percentiles })),
   );
-  const s = stats.rows[0];
   const rejections = await pool.query('SELECT entity_id, reason FROM rejected_rows WHERE run_id = $1 ORDER BY entity_id LIMIT 3', [ctx.runId]);
-  const status = t.scored === 0 && t.rejected > 0 ? 'failed' : 'succeeded';
-  const statsJson =
-    t.scored > 0
-      ? { mean: s.mean, std: s.std, rmse: s.rmse, quantiles: Object.fromEntries(['p05', 'p25', 'p50', 'p75', 'p95'].map((k, i) => [k, s.q[i]])) }
-      : null;
+  const status = scored === 0 && rejected > 0 ? 'failed' : 'succeeded';
   const run = await pool.query(
     `UPDATE batch_runs SET status = $2, rows_read = $3, rows_scored = $4, rows_rejected = $5, stats = $6,
             finished_at = now(), duration_ms = (extract(epoch FROM now() - started_at) * 1000)::bigint
      WHERE run_id = $1 RETURNING duration_ms`,
-    [ctx.runId, status, t.scored + t.rejected, t.scored, t.rejected, JSON.stringify(statsJson)],
+    [ctx.runId, status, scored + rejected, scored, rejected, JSON.stringify(stats)],
   );
   return {
     runId: ctx.runId,
@@ -209,12 +210,12 @@ export async function finalizeRun(pool: Pool, ctx: RunContext): Promise<RunSumma
     model: ctx.model,
     window: ctx.window,
     status,
-    chunks: t.chunks,
-    rowsRead: t.scored + t.rejected,
-    rowsScored: t.scored,
-    rowsRejected: t.rejected,
+    chunks: chunks.length,
+    rowsRead: scored + rejected,
+    rowsScored: scored,
+    rowsRejected: rejected,
     durationMs: run.rows[0]?.duration_ms ?? 0,
-    stats: statsJson,
+    stats,
     firstRejections: rejections.rows.map((r) => `${r.entity_id}: ${r.reason}`),
   };
 }

@@ -1,0 +1,69 @@
+// Batch jobs: windows, identifiers and merged statistics.
+import { describe, expect, it } from 'vitest';
+import { parseJob, quoteIdent, quoteTable } from '../../src/batch/job.ts';
+import { chunkStats, mergeStats } from '../../src/batch/stats.ts';
+import { batchWorkflowId, previousPeriod } from '../../workflows/batch-window.ts';
+
+describe('windows', () => {
+  it("the course's monthly run on 2 March 03:00 scores February", () => {
+    expect(previousPeriod('month', new Date('2024-03-02T03:00:00Z'))).toEqual({ from: '2024-02-01T00:00:00.000Z', to: '2024-03-01T00:00:00.000Z' });
+    expect(previousPeriod('month', new Date('2024-01-02T03:00:00Z'))).toEqual({ from: '2023-12-01T00:00:00.000Z', to: '2024-01-01T00:00:00.000Z' });
+    expect(previousPeriod('day', new Date('2024-03-01T00:30:00Z'))).toEqual({ from: '2024-02-29T00:00:00.000Z', to: '2024-03-01T00:00:00.000Z' });
+    expect(previousPeriod('hour', new Date('2024-03-01T00:30:00Z'))).toEqual({ from: '2024-02-29T23:00:00.000Z', to: '2024-03-01T00:00:00.000Z' });
+  });
+
+  it('workflow ids name the job and the window', () => {
+    expect(batchWorkflowId('monthly', { from: '2024-02-01T00:00:00.000Z', to: '2024-03-01T00:00:00.000Z' })).toBe('batch-monthly-20240201T0000Z-20240301T0000Z');
+  });
+});
+
+describe('jobs', () => {
+  const base = { name: 'j', model: 'm', source: { table: 'rides' }, window: { from: '2024-01-01', to: '2024-02-01' } };
+
+  it('fills defaults', () => {
+    expect(parseJob(base)).toMatchObject({ target: 'predictions', chunkSize: 50_000, parallelism: 4, source: { idColumn: 'ride_id', timestampColumn: 'lpep_pickup_datetime', passthrough: [] } });
+  });
+
+  it.each([
+    [{ ...base, source: { table: 'rides; DROP TABLE x' } }, 'source.table'],
+    [{ ...base, source: { table: 'rides', idColumn: 'id"--' } }, 'source.idColumn'],
+    [{ ...base, source: { table: 'rides', passthrough: ['a b'] } }, 'source.passthrough.0'],
+    [{ ...base, target: 'pg_catalog.pg_class; --' }, 'target'],
+    [{ ...base, window: { from: '2024-02-01', to: '2024-01-01' } }, 'window.from must be before window.to'],
+    [{ ...base, window: { from: 'soon', to: '2024-01-01' } }, 'window.from'],
+    [{ name: 'j', model: 'm', source: { table: 'rides' } }, 'give either window'],
+    [{ ...base, chunkSize: 5 }, 'chunkSize'],
+  ])('rejects %j naming %s', (job, message) => {
+    expect(() => parseJob(job)).toThrow(message);
+  });
+
+  it('quotes only valid identifiers', () => {
+    expect(quoteIdent('PULocationID')).toBe('"PULocationID"');
+    expect(quoteTable('public.rides')).toBe('"public"."rides"');
+    expect(() => quoteIdent('a"b')).toThrow(/invalid SQL identifier/);
+    expect(() => quoteTable('a.b.c')).toThrow(/invalid table name/);
+  });
+});
+
+describe('run statistics', () => {
+  it('merges chunk partials into exact mean, std and RMSE, and close quantiles', () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const all: number[] = [];
+    const chunks = [3000, 5000, 1234].map((n) => {
+      const p = Float64Array.from({ length: n }, () => random() * 100);
+      all.push(...p);
+      return chunkStats(p, Array.from(p, (v) => v + 2));
+    });
+    const merged = mergeStats(chunks)!;
+    const mean = all.reduce((a, b) => a + b, 0) / all.length;
+    const std = Math.sqrt(all.reduce((a, b) => a + (b - mean) ** 2, 0) / all.length);
+    expect(merged.mean).toBeCloseTo(mean, 9);
+    expect(merged.std).toBeCloseTo(std, 9);
+    expect(merged.rmse).toBeCloseTo(2, 9);
+    const sorted = [...all].sort((a, b) => a - b);
+    expect(Math.abs(merged.quantiles.p50 - sorted[Math.floor(sorted.length / 2)])).toBeLessThan(2);
+    expect(Math.abs(merged.quantiles.p95 - sorted[Math.floor(sorted.length * 0.95)])).toBeLessThan(2);
+    expect(mergeStats([])).toBeNull();
+  });
+});
