@@ -7,6 +7,7 @@ import { workerForStack } from '../worker.ts';
 import { startBatchRun } from '../batch/client.ts';
 import { DEMO_JOB, DEMO_MONTHS, DEMO_SCHEDULE_ID, ensureDemoRides, ensureDemoSchedule, ensureExampleModels } from '../demo.ts';
 import { followRun, workflowLink } from './score.ts';
+import { demoPrediction, startWebService, type WebService } from './serve.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -49,18 +50,24 @@ export function devCommand(program: Command): void {
       const stack = await openStack(config, { temporal: true });
       const { worker, models } = await workerForStack(stack);
       const running = worker.run();
+      let web: WebService | undefined;
       try {
         say(`PostgreSQL: ${stack.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
         say(`Temporal:   ${stack.temporal!.connectionOptions.address} (namespace ${stack.temporal!.namespace})`);
         say(`Web UI:     ${stack.temporal!.uiUrl ?? process.env.MLDEPLOY_TEMPORAL_UI_URL ?? '(not served by this stack)'}`);
         say(`Worker:     task queue ${config.taskQueue}`);
         await runDemo(stack);
+        // --once picks a free port, so it never collides with a running service.
+        web = await startWebService(stack, { models, port: opts.once ? 0 : undefined });
+        say(`Web service: ${web.url} (docs ${web.url}/docs)`);
+        say(`  ${await demoPrediction(web.url, config.serve.apiToken)}`);
         if (!opts.once) {
           say('mldeploy dev is up; other mldeploy commands use this stack. Ctrl-C stops it.');
           await Promise.race([untilSignal(), running]);
         }
       } finally {
         say('shutting down…');
+        await web?.close();
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await running;
         await models.release();

@@ -40,6 +40,17 @@ export async function startWebService(
   };
 }
 
+/** One request to POST /predict with the course's example ride, as a line to print. */
+export async function demoPrediction(url: string, token?: string): Promise<string> {
+  const ride = { PULocationID: 10, DOLocationID: 50, trip_distance: 40 };
+  const res = await fetch(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(ride),
+  });
+  return `POST /predict ${JSON.stringify(ride)} → ${res.status} ${await res.text()}`;
+}
+
 function portNumber(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n > 65535) throw new UsageError(`--port must be a port number (0-65535), got ${JSON.stringify(value)}`);

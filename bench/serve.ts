@@ -1,0 +1,111 @@
+// Web service benchmark (`npm run bench:serve`). The server runs in a child process
+// (`mldeploy serve`) and autocannon drives it from this one, on the same 2-core machine.
+// Figures: (a) POST /predict with one record per request, (b) the HTTP floor (a bare
+// route on the same server, through the same hooks), (c) v2 infer with one row; the
+// ratio a/b; p99 of /predict at a fixed 1,000 req/s; dynamic batching on vs off; and
+// p99 of small requests while 10,000-record requests run beside them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import autocannon from 'autocannon';
+import { loadConfig } from '../src/config.ts';
+import { openStack } from '../src/stack/stack.ts';
+import { freePort, waitFor } from '../src/stack/ports.ts';
+import { ModelStore } from '../src/registry/store.ts';
+import { registerBenchModel } from './support.ts';
+
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const RIDE = { PULocationID: 10, DOLocationID: 50, trip_distance: 4 };
+const V2_BODY = { inputs: [{ name: 'PU_DO', shape: [1, 1], datatype: 'BYTES', data: ['10_50'] }, { name: 'trip_distance', shape: [1, 1], datatype: 'FP32', data: [4] }] };
+const BIG_BATCH = Array.from({ length: 10_000 }, (_, i) => ({ PULocationID: 1 + (i % 263), DOLocationID: 1 + ((i * 7) % 263), trip_distance: 0.5 + (i % 40) }));
+
+interface Server {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function startServer(databaseUrl: string, model: string, env: Record<string, string> = {}): Promise<Server> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['bin/mldeploy.js', 'serve', '--port', String(port)], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, MLDEPLOY_SERVE_MODEL: model, MLDEPLOY_SERVE_NOOP_ROUTE: '1', MLDEPLOY_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('the web service', async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, 60_000);
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+interface Figure {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+async function load(url: string, opts: { method?: 'GET' | 'POST'; body?: unknown; connections?: number; overallRate?: number; duration?: number } = {}): Promise<Figure> {
+  const result = await autocannon({
+    url,
+    method: opts.method ?? 'GET',
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    headers: opts.body === undefined ? {} : { 'content-type': 'application/json' },
+    connections: opts.connections ?? CONNECTIONS,
+    overallRate: opts.overallRate,
+    duration: opts.duration ?? DURATION_S,
+  });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx + result.timeouts };
+}
+
+const fmt = (f: Figure) => `${Math.round(f.rps).toLocaleString('en-US').padStart(7)} req/s   p50 ${String(f.p50).padStart(3)} ms   p99 ${String(f.p99).padStart(3)} ms${f.errors ? `   ${f.errors} ERRORS` : ''}`;
+
+async function main() {
+  const stack = await openStack(loadConfig(), { temporal: false });
+  const model = await registerBenchModel(new ModelStore(stack.pool), 'trip-duration');
+  const ref = `${model}@production`;
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  say(`web service benchmark: ${DURATION_S} s per figure, ${CONNECTIONS} connections, model ${ref}, server and load generator on this ${os.cpus().length}-core machine`);
+  try {
+    const server = await startServer(stack.databaseUrl, ref);
+    let floor: Figure, predict: Figure, v2: Figure, fixed: Figure;
+    try {
+      await load(`${server.url}/predict`, { method: 'POST', body: RIDE, duration: 3 }); // warm-up
+      floor = await load(`${server.url}/bench/noop`);
+      say(`(b) GET /bench/noop (HTTP floor)      ${fmt(floor)}`);
+      predict = await load(`${server.url}/predict`, { method: 'POST', body: RIDE });
+      say(`(a) POST /predict, 1 record            ${fmt(predict)}   a/b ${(predict.rps / floor.rps).toFixed(2)}`);
+      v2 = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body: V2_BODY });
+      say(`(c) POST /v2/models/…/infer, 1 row     ${fmt(v2)}   c/b ${(v2.rps / floor.rps).toFixed(2)}`);
+      fixed = await load(`${server.url}/predict`, { method: 'POST', body: RIDE, connections: 16, overallRate: 1000 });
+      say(`    POST /predict at 1,000 req/s       ${fmt(fixed)}`);
+
+      // Small requests beside 10,000-record requests: slicing bounds how long they wait.
+      const big = load(`${server.url}/v1/models/${model}/predict`, { method: 'POST', body: BIG_BATCH, connections: 1 });
+      const beside = await load(`${server.url}/predict`, { method: 'POST', body: RIDE, connections: 16, overallRate: 1000 });
+      const bigResult = await big;
+      say(`    POST /predict at 1,000 req/s beside 10,000-record requests ${fmt(beside)}   (big: ${(bigResult.rps * BIG_BATCH.length).toFixed(0)} records/s, p99 ${bigResult.p99} ms)`);
+    } finally {
+      await server.stop();
+    }
+
+    const unbatched = await startServer(stack.databaseUrl, ref, { MLDEPLOY_SERVE_BATCH_MAX: '1' });
+    try {
+      await load(`${unbatched.url}/predict`, { method: 'POST', body: RIDE, duration: 3 });
+      const off = await load(`${unbatched.url}/predict`, { method: 'POST', body: RIDE });
+      say(`    POST /predict, dynamic batching off ${fmt(off)}   on/off ${(predict.rps / off.rps).toFixed(2)}`);
+    } finally {
+      await unbatched.stop();
+    }
+  } finally {
+    await stack.pool.query('DELETE FROM model_aliases WHERE name = $1', [model]);
+    await stack.pool.query('DELETE FROM model_versions WHERE name = $1', [model]);
+    await stack.close();
+  }
+}
+
+await main();
