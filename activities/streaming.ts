@@ -5,7 +5,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { loadConfig } from '../src/config.ts';
 import { describeValue } from '../src/registry/features.ts';
-import { ModelNotFoundError } from '../src/registry/store.ts';
+import { ModelNotFoundError, type ModelVersion } from '../src/registry/store.ts';
 import { decide, rejection } from '../src/streaming/policy.ts';
 import { consumerTaskQueue, loadRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
 import { streamingSettings, type StreamingSettings } from '../src/streaming/settings.ts';
@@ -20,6 +20,8 @@ import {
   type StreamEvent,
 } from '../src/streaming/types.ts';
 import type { ActivityDeps } from './deps.ts';
+
+const RESOLVE_TTL_MS = 1_000;
 
 export type EventRef = Pick<StreamEvent, 'id' | 'type' | 'time'>;
 
@@ -62,6 +64,18 @@ export function createConsumerActivities({ models }: Pick<ActivityDeps, 'models'
 export function createStreamingActivities(deps: ActivityDeps, settings: StreamingSettings = streamingSettings(loadConfig().streaming, deps.pool)) {
   const { pool, store, models } = deps;
 
+  // Model references are resolved again at most once a second, not for every event: an alias
+  // moved by a promotion applies within a second, and planning costs no query under load.
+  const resolved = new Map<string, { at: number; version: Promise<ModelVersion> }>();
+  function resolveRef(ref: string): Promise<ModelVersion> {
+    const cached = resolved.get(ref);
+    if (cached && Date.now() - cached.at < RESOLVE_TTL_MS) return cached.version;
+    const version = store.resolve(ref);
+    version.catch(() => resolved.delete(ref));
+    resolved.set(ref, { at: Date.now(), version });
+    return version;
+  }
+
   async function planConsumer(event: StreamEvent, consumer: ConsumerConfig): Promise<{ plan?: ConsumerPlan; problems: string[] }> {
     const where = consumer.features ? `payload.${consumer.features}` : 'payload';
     const features = consumer.features ? event.payload[consumer.features] : event.payload;
@@ -70,7 +84,7 @@ export function createStreamingActivities(deps: ActivityDeps, settings: Streamin
     }
     let version;
     try {
-      version = await store.resolve(consumer.model);
+      version = await resolveRef(consumer.model);
     } catch (err) {
       // A routing that names an unknown model is a deployment problem, not a bad event:
       // fail the attempt (retried) so events wait for the fix instead of being dead-lettered.

@@ -6,11 +6,25 @@ import type { AppendResult, StoredRecord, StreamBackend } from './backend.ts';
 import type { StreamName } from './types.ts';
 
 const CHANNEL = 'mldeploy_stream';
+const MAX_BATCH = 500;
+
+interface PendingAppend {
+  id: string;
+  value: unknown;
+  resolve(result: AppendResult<unknown>): void;
+  reject(err: Error): void;
+}
+
+interface AppendQueue {
+  pending: PendingAppend[];
+  flushing: boolean;
+}
 
 export class PostgresStreamBackend implements StreamBackend {
   readonly kind = 'postgres';
   private listener?: Promise<pg.PoolClient>;
   private readonly watchers = new Map<string, Set<() => void>>();
+  private readonly queues = new Map<StreamName, AppendQueue>();
 
   constructor(
     private readonly pool: Pool,
@@ -22,9 +36,35 @@ export class PostgresStreamBackend implements StreamBackend {
     return `${this.namespace}.${stream}`;
   }
 
-  async append<T>(stream: StreamName, id: string, value: T): Promise<AppendResult<T>> {
-    const { rows } = await this.pool.query('SELECT stored_offset, stored_record, created FROM mldeploy_stream_append($1, $2, $3)', [this.key(stream), id, JSON.stringify(value)]);
-    return { offset: rows[0].stored_offset, value: rows[0].stored_record, created: rows[0].created };
+  /**
+   * Appends wait in a per-stream queue and go to PostgreSQL together, one call at a time:
+   * appends to one stream serialise on its offset lock anyway, so batching them is what lets
+   * throughput grow with load instead of connections piling up on the lock.
+   */
+  append<T>(stream: StreamName, id: string, value: T): Promise<AppendResult<T>> {
+    return new Promise((resolve, reject) => {
+      let queue = this.queues.get(stream);
+      if (!queue) this.queues.set(stream, (queue = { pending: [], flushing: false }));
+      queue.pending.push({ id, value, resolve: resolve as (r: AppendResult<unknown>) => void, reject });
+      if (!queue.flushing) void this.flush(stream, queue);
+    });
+  }
+
+  private async flush(stream: StreamName, queue: AppendQueue): Promise<void> {
+    queue.flushing = true;
+    while (queue.pending.length > 0) {
+      const batch = queue.pending.splice(0, MAX_BATCH);
+      try {
+        const { rows } = await this.pool.query(
+          'SELECT item, stored_offset, stored_record, created FROM mldeploy_stream_append($1, $2::text[], $3::jsonb[])',
+          [this.key(stream), batch.map((a) => a.id), batch.map((a) => JSON.stringify(a.value))],
+        );
+        for (const row of rows) batch[row.item - 1].resolve({ offset: row.stored_offset, value: row.stored_record, created: row.created });
+      } catch (err) {
+        for (const a of batch) a.reject(err as Error);
+      }
+    }
+    queue.flushing = false;
   }
 
   async read<T>(stream: StreamName, after: number, limit: number): Promise<StoredRecord<T>[]> {

@@ -34,24 +34,37 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   PRIMARY KEY (event_type, event_id)
 );
 
--- Appends one record unless a record with the same id is already in the stream; either way
--- returns the stored offset and record. Wakes LISTENers on channel mldeploy_stream at commit.
-CREATE OR REPLACE FUNCTION mldeploy_stream_append(p_stream text, p_record_id text, p_record jsonb,
-  OUT stored_offset bigint, OUT stored_record jsonb, OUT created boolean)
+-- Appends records in order, skipping any whose id is already in the stream; returns, for
+-- each input position, the stored offset and record and whether it was new. One call per
+-- batch keeps the per-stream lock (held until commit) short under load. Wakes LISTENers on
+-- channel mldeploy_stream at commit.
+CREATE OR REPLACE FUNCTION mldeploy_stream_append(p_stream text, p_record_ids text[], p_records jsonb[])
+RETURNS TABLE (item int, stored_offset bigint, stored_record jsonb, created boolean)
 LANGUAGE plpgsql AS $$
+DECLARE
+  next_offset bigint;
+  found_offset bigint;
+  found_record jsonb;
+  appended boolean := false;
 BEGIN
   INSERT INTO stream_heads (stream) VALUES (p_stream) ON CONFLICT DO NOTHING;
-  PERFORM 1 FROM stream_heads WHERE stream = p_stream FOR UPDATE;
-  SELECT r.stream_offset, r.record INTO stored_offset, stored_record
-    FROM stream_records r WHERE r.stream = p_stream AND r.record_id = p_record_id;
-  IF FOUND THEN
-    created := false;
-    RETURN;
+  SELECT h.last_offset INTO next_offset FROM stream_heads h WHERE h.stream = p_stream FOR UPDATE;
+  FOR i IN 1 .. coalesce(array_length(p_record_ids, 1), 0) LOOP
+    SELECT r.stream_offset, r.record INTO found_offset, found_record
+      FROM stream_records r WHERE r.stream = p_stream AND r.record_id = p_record_ids[i];
+    IF FOUND THEN
+      item := i; stored_offset := found_offset; stored_record := found_record; created := false;
+    ELSE
+      next_offset := next_offset + 1;
+      INSERT INTO stream_records (stream, stream_offset, record_id, record) VALUES (p_stream, next_offset, p_record_ids[i], p_records[i]);
+      item := i; stored_offset := next_offset; stored_record := p_records[i]; created := true;
+      appended := true;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+  IF appended THEN
+    UPDATE stream_heads SET last_offset = next_offset WHERE stream = p_stream;
+    PERFORM pg_notify('mldeploy_stream', p_stream || ':' || next_offset);
   END IF;
-  UPDATE stream_heads SET last_offset = last_offset + 1 WHERE stream = p_stream RETURNING last_offset INTO stored_offset;
-  INSERT INTO stream_records (stream, stream_offset, record_id, record) VALUES (p_stream, stored_offset, p_record_id, p_record);
-  PERFORM pg_notify('mldeploy_stream', p_stream || ':' || stored_offset);
-  stored_record := p_record;
-  created := true;
 END
 $$;

@@ -1,0 +1,183 @@
+// Streaming fan-out benchmark: ride_started events at fixed arrival rates (open loop: an
+// event is emitted on schedule whether or not earlier ones are done), each waited on for its
+// decision. Reports the sustained rate, event→decision latency and backlog growth, beside a
+// floor: the same three model calls and the decision in-process, without Temporal.
+//
+//   npm run bench:stream -- [--seconds 60] [--rates 20,50,100]
+//
+// Uses the configured PostgreSQL (or the embedded one) and, unless TEMPORAL_ADDRESS is set, a
+// fresh in-memory Temporal dev server of its own. Workers run in this process.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import { loadConfig } from '../src/config.ts';
+import { ensureExampleModels } from '../src/demo.ts';
+import { ModelCache } from '../src/registry/runtime.ts';
+import { ModelStore } from '../src/registry/store.ts';
+import { openStack, externalTemporal } from '../src/stack/stack.ts';
+import { startDevServer } from '../src/stack/temporal-server.ts';
+import { freePort } from '../src/stack/ports.ts';
+import { decide } from '../src/streaming/policy.ts';
+import { loadRouting, type Routing } from '../src/streaming/routing.ts';
+import { streamingSettings } from '../src/streaming/settings.ts';
+import { emitEvent } from '../src/streaming/emit.ts';
+import { createConsumerWorkers, createEventWorker, selectConsumerQueues } from '../src/streaming/workers.ts';
+import { WORKFLOWS_PATH } from '../src/worker.ts';
+import type { ConsumerOutcome } from '../src/streaming/types.ts';
+
+const opts = new Command()
+  .option('--seconds <n>', 'seconds at each rate', '60')
+  .option('--rates <list>', 'arrival rates, events per second', '20,50,100')
+  .parse()
+  .opts<{ seconds: string; rates: string }>();
+const seconds = Number(opts.seconds);
+const rates = opts.rates.split(',').map(Number);
+if (!(seconds > 0) || rates.some((r) => !(r > 0))) throw new Error('--seconds and --rates must be positive numbers');
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function ride(i: number) {
+  return { PULocationID: 1 + (i % 260), DOLocationID: 1 + ((i * 7) % 260), trip_distance: 0.5 + (i % 40) * 0.7 };
+}
+
+/** Slope (per second) of a least-squares line through (t, y) samples. */
+function slope(samples: Array<[number, number]>): number {
+  const n = samples.length;
+  if (n < 2) return 0;
+  const mt = samples.reduce((s, [t]) => s + t, 0) / n;
+  const my = samples.reduce((s, [, y]) => s + y, 0) / n;
+  const num = samples.reduce((s, [t, y]) => s + (t - mt) * (y - my), 0);
+  const den = samples.reduce((s, [t]) => s + (t - mt) ** 2, 0);
+  return den === 0 ? 0 : num / den;
+}
+
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+const config = loadConfig();
+const stack = await openStack(config, { temporal: false });
+const store = new ModelStore(stack.pool);
+await ensureExampleModels(store, config.maxModelBytes);
+
+const server = config.temporal.external ? undefined : await startDevServer({ dataDir: config.dataDir, cliPath: config.temporal.cliPath, port: await freePort(), uiPort: 0, persistent: false });
+const target = server ? { connectionOptions: { address: server.address }, namespace: 'default' } : externalTemporal();
+const connection = await Connection.connect(target.connectionOptions as Parameters<typeof Connection.connect>[0]);
+const client = new Client({ connection, namespace: target.namespace });
+const native = await NativeConnection.connect(target.connectionOptions as Parameters<typeof NativeConnection.connect>[0]);
+
+// The shipped routing, on task queues and streams of this run only.
+const tag = `bench-${Date.now().toString(36)}`;
+const shipped = await loadRouting(path.resolve('config/routing.json'));
+const routing: Routing = { events: { ride_started: { ...shipped.events.ride_started, consumers: shipped.events.ride_started.consumers.map((c) => ({ ...c, taskQueue: `${tag}-consumer-${c.name}` })) } } };
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-bench-'));
+const routingFile = path.join(dir, 'routing.json');
+fs.writeFileSync(routingFile, JSON.stringify(routing));
+
+const models = new ModelCache(store, 1);
+const settings = streamingSettings({ ...config.streaming, routingFile, namespace: tag }, stack.pool);
+const deps = { connection: native, namespace: target.namespace, pool: stack.pool, store, models, settings };
+const taskQueue = `${tag}-events`;
+const workers: Worker[] = [
+  await createEventWorker(deps, taskQueue, { workflowsPath: WORKFLOWS_PATH }),
+  ...(await createConsumerWorkers(deps, await selectConsumerQueues(routingFile, []))),
+];
+const running = workers.map((w) => w.run());
+
+async function floor(events: number) {
+  const route = routing.events.ride_started;
+  const loaded = await Promise.all(route.consumers.map((c) => models.resolve(c.model)));
+  const latencies: number[] = [];
+  const started = performance.now();
+  for (let i = 0; i < events; i++) {
+    const t0 = performance.now();
+    const outcomes: ConsumerOutcome[] = [];
+    for (let k = 0; k < loaded.length; k++) {
+      const { predictions } = await loaded[k].predict([ride(i)]);
+      outcomes.push({ consumer: route.consumers[k].name, status: 'ok', prediction: predictions[0]!, model: { name: loaded[k].name, version: loaded[k].version } });
+    }
+    decide({ id: String(i), type: 'ride_started' }, route.decision, outcomes, new Date());
+    latencies.push(performance.now() - t0);
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { rate: events / elapsed, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) };
+}
+
+async function atRate(rate: number, label: string) {
+  const total = Math.round(rate * seconds);
+  const latencies: number[] = [];
+  let done = 0;
+  let failed = 0;
+  const backlog: Array<[number, number]> = [];
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  const sampler = setInterval(() => backlog.push([(performance.now() - t0) / 1000, pending.length - done - failed]), 250);
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const sent = performance.now();
+    pending.push(
+      emitEvent(client, { id: `${label}-${i}`, type: 'ride_started', payload: { ride: ride(i), ride_id: i } }, { taskQueue, wait: true, waitMs: 120_000 }).then(
+        (r) => {
+          if (r.status !== 'done') throw new Error(`event ${r.eventId}: no decision in 120 s`);
+          latencies.push(performance.now() - sent);
+          done++;
+        },
+        () => {
+          failed++;
+        },
+      ),
+    );
+  }
+  const arrivalsEnd = (performance.now() - t0) / 1000;
+  const backlogAtEnd = pending.length - done - failed;
+  await Promise.all(pending);
+  clearInterval(sampler);
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    rate,
+    sustained: done / elapsed,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    failed,
+    backlogAtEnd,
+    backlogSlope: slope(backlog.filter(([t]) => t >= arrivalsEnd / 4 && t <= arrivalsEnd)),
+  };
+}
+
+const f = await floor(2_000);
+say(`floor (3 model calls + decision in-process, no Temporal): ${f.rate.toFixed(0)} events/s, latency p50 ${f.p50.toFixed(3)} ms, p95 ${f.p95.toFixed(3)} ms, p99 ${f.p99.toFixed(3)} ms`);
+// Warm up the workers (model loads, workflow cache, gRPC channels).
+await atRate(20, `${tag}-warmup`).catch(() => {});
+const results = [];
+for (const rate of rates) {
+  const r = await atRate(rate, `${tag}-r${rate}`);
+  results.push(r);
+  const holds = r.p95 < 250 && r.failed === 0 && r.backlogSlope < 0.5 && r.sustained >= rate * 0.95;
+  say(
+    `${rate} events/s for ${seconds} s: sustained ${r.sustained.toFixed(1)} events/s, latency p50 ${r.p50.toFixed(0)} ms (${(r.p50 / f.p50).toFixed(0)}x floor), ` +
+      `p95 ${r.p95.toFixed(0)} ms (${(r.p95 / f.p95).toFixed(0)}x), p99 ${r.p99.toFixed(0)} ms (${(r.p99 / f.p99).toFixed(0)}x), ` +
+      `backlog ${r.backlogSlope >= 0 ? '+' : ''}${r.backlogSlope.toFixed(2)} events/s (${r.backlogAtEnd} waiting when arrivals stopped), failed ${r.failed} → ${holds ? 'holds' : 'does not hold'}`,
+  );
+}
+const held = results.filter((r) => r.p95 < 250 && r.failed === 0 && r.backlogSlope < 0.5 && r.sustained >= r.rate * 0.95).map((r) => r.rate);
+say(`highest rate that holds (p95 < 250 ms, no backlog growth): ${held.length ? `${Math.max(...held)} events/s` : 'none of those tried'}`);
+
+for (const w of workers) w.shutdown();
+await Promise.all(running);
+await models.release();
+await (await settings.backend()).close();
+await connection.close();
+await native.close();
+await stack.close();
+await server?.stop();
+fs.rmSync(dir, { recursive: true, force: true });
