@@ -1,5 +1,6 @@
 // The web service against a real PostgreSQL: every route, validation, limits, auth,
 // parity across the three prediction paths, and the prediction log.
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { openTestEnv, registerExample, type TestEnv } from '../helpers.ts';
@@ -216,6 +217,31 @@ describe('parity', () => {
     } finally {
       await big.close();
     }
+  });
+});
+
+describe('no input causes a 500', () => {
+  it('arbitrary JSON bodies get a 2xx or a 4xx with an error message on every prediction route', async () => {
+    const tensor = fc.record({
+      name: fc.constantFrom('PU_DO', 'trip_distance', 'other'),
+      shape: fc.array(fc.integer({ min: -1, max: 4 }), { maxLength: 3 }),
+      datatype: fc.constantFrom('FP32', 'FP64', 'INT64', 'BYTES', 'BOOL', 'UINT8'),
+      data: fc.array(fc.oneof(fc.double(), fc.integer(), fc.string(), fc.boolean(), fc.constant(null), fc.array(fc.double(), { maxLength: 2 })), { maxLength: 8 }),
+    });
+    const bodies = fc.oneof(
+      fc.jsonValue(),
+      fc.record({ PULocationID: fc.jsonValue(), DOLocationID: fc.jsonValue(), trip_distance: fc.jsonValue() }),
+      fc.record({ inputs: fc.array(tensor, { maxLength: 3 }), outputs: fc.option(fc.array(fc.record({ name: fc.string() }), { maxLength: 2 }), { nil: undefined }) }),
+    );
+    const urls = ['/predict', `/v1/models/${name}/predict`, `/v2/models/${name}/infer`];
+    await fc.assert(
+      fc.asyncProperty(bodies, fc.constantFrom(...urls), async (body, url) => {
+        const res = await postRaw(url, JSON.stringify(body) ?? 'null');
+        expect(res.statusCode).toBeLessThan(500);
+        if (res.statusCode >= 400) expect(typeof res.json().error).toBe('string');
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 
