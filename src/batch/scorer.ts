@@ -2,14 +2,15 @@
 // summarise the run. The activities call these; so does the benchmark's no-Temporal floor.
 import os from 'node:os';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
+import Cursor from 'pg-cursor';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { PoolClient } from 'pg';
 import type { Pool } from '../db/pool.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
 import { csvField, csvText } from './csv.ts';
-import { chunkStats, mergeStats, type RunStats } from './stats.ts';
+import { mergeStats, StatsAccumulator, type RunStats } from './stats.ts';
 import { JobError, quoteIdent, quoteTable, type BatchJob } from './job.ts';
 
 export interface RunContext {
@@ -88,7 +89,8 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
 
 /**
  * Scores one chunk and replaces its predictions and rejected rows in one transaction, so
- * a retried chunk never duplicates or loses a row.
+ * a retried chunk never duplicates or loses a row. Rows stream through in sub-batches (a
+ * cursor in, COPY out), so memory stays flat whatever the chunk size.
  */
 export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, model: LoadedModel, heartbeat: () => void = () => {}): Promise<ChunkCounts> {
   const { job, window } = ctx;
@@ -98,73 +100,72 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
   const { idColumn, timestampColumn, actualColumn, passthrough } = job.source;
   const id = quoteIdent(idColumn);
   const ts = quoteIdent(timestampColumn);
-  const select = sourceColumns(job, model).map(quoteIdent).join(', ');
-  const { rows } = await pool.query(
-    `SELECT ${select} FROM ${quoteTable(job.source.table)} WHERE ${id} BETWEEN $1 AND $2 AND ${ts} >= $3 AND ${ts} < $4`,
-    [lo, hi, window.from, window.to],
-  );
-  heartbeat();
-
+  const source = quoteTable(job.source.table);
+  const target = quoteTable(job.target);
+  const range = [job.name, lo, hi, window.from, window.to];
   const head = `${csvText(job.name)},`;
   const tail = `,${csvText(ctx.model.name)},${ctx.model.version},${csvText(ctx.runId)}\n`;
-  const predictionLines: string[] = [];
-  const rejectedLines: string[] = [];
-  const scored = new Float64Array(rows.length);
-  const actuals: Array<number | null> = [];
-  for (let start = 0; start < rows.length; start += SUB_BATCH) {
-    const batch = rows.slice(start, start + SUB_BATCH);
-    const { predictions, errors } = await model.predict(batch);
-    for (let i = 0; i < batch.length; i++) {
-      const p = predictions[i];
-      if (p === null) continue;
-      const row = batch[i];
-      const actual = actualColumn ? (row[actualColumn] as number | null) : null;
-      scored[predictionLines.length] = p;
-      actuals.push(actual);
-      const extra = passthrough.length ? csvField(Object.fromEntries(passthrough.map((c) => [c, row[c]]))) : '';
-      predictionLines.push(`${head}${row[idColumn]},${p},${csvField(actual)},${csvField(row[timestampColumn])},${extra}${tail}`);
-    }
-    for (const e of errors) rejectedLines.push(`${head}${batch[e.index][idColumn]},${csvText(e.reason)},${csvText(ctx.runId)}\n`);
-    heartbeat();
-    await yieldToEventLoop();
-  }
 
-  const target = quoteTable(job.target);
-  const client = await pool.connect();
+  const reader = await pool.connect();
+  const writer = await pool.connect();
+  let failed = false;
   try {
-    await client.query('BEGIN');
-    const range = [job.name, lo, hi, window.from, window.to];
-    await client.query(`DELETE FROM ${target} WHERE job = $1 AND entity_id BETWEEN $2 AND $3 AND event_time >= $4 AND event_time < $5`, range);
-    await client.query(
-      `DELETE FROM rejected_rows r USING ${quoteTable(job.source.table)} s
+    const cursor = reader.query(
+      new Cursor(`SELECT ${sourceColumns(job, model).map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN $1 AND $2 AND ${ts} >= $3 AND ${ts} < $4`, [lo, hi, window.from, window.to]),
+    );
+    await writer.query('BEGIN');
+    await writer.query(`DELETE FROM ${target} WHERE job = $1 AND entity_id BETWEEN $2 AND $3 AND event_time >= $4 AND event_time < $5`, range);
+    await writer.query(
+      `DELETE FROM rejected_rows r USING ${source} s
        WHERE r.job = $1 AND r.entity_id BETWEEN $2 AND $3 AND s.${id} = r.entity_id AND s.${ts} >= $4 AND s.${ts} < $5`,
       range,
     );
-    await copyLines(client, `COPY ${target} (job, entity_id, prediction, actual, event_time, passthrough, model_name, model_version, run_id) FROM STDIN WITH (FORMAT csv)`, predictionLines);
-    await copyLines(client, 'COPY rejected_rows (job, entity_id, reason, run_id) FROM STDIN WITH (FORMAT csv)', rejectedLines);
-    const stats = chunkStats(scored.subarray(0, predictionLines.length), actuals);
-    await client.query(
+    const copy = writer.query(copyFrom(`COPY ${target} (job, entity_id, prediction, actual, event_time, passthrough, model_name, model_version, run_id) FROM STDIN WITH (FORMAT csv)`));
+    const copied = finished(copy);
+    const stats = new StatsAccumulator();
+    const rejectedLines: string[] = [];
+    let read = 0;
+    for (;;) {
+      const batch: Record<string, unknown>[] = await cursor.read(SUB_BATCH);
+      if (batch.length === 0) break;
+      read += batch.length;
+      const { predictions, errors } = await model.predict(batch);
+      let text = '';
+      for (let i = 0; i < batch.length; i++) {
+        const p = predictions[i];
+        if (p === null) continue;
+        const row = batch[i];
+        const actual = actualColumn ? (row[actualColumn] as number | null) : null;
+        stats.add(p, actual);
+        const extra = passthrough.length ? csvField(Object.fromEntries(passthrough.map((c) => [c, row[c]]))) : '';
+        text += `${head}${row[idColumn]},${p},${csvField(actual)},${csvField(row[timestampColumn])},${extra}${tail}`;
+      }
+      for (const e of errors) rejectedLines.push(`${head}${batch[e.index][idColumn]},${csvText(e.reason)},${csvText(ctx.runId)}\n`);
+      if (text && !copy.write(text)) await once(copy, 'drain');
+      heartbeat();
+      await yieldToEventLoop();
+    }
+    await cursor.close();
+    copy.end();
+    await copied;
+    if (rejectedLines.length) await pipeline(Readable.from([rejectedLines.join('')]), writer.query(copyFrom('COPY rejected_rows (job, entity_id, reason, run_id) FROM STDIN WITH (FORMAT csv)')));
+    const partial = stats.finish();
+    await writer.query(
       `UPDATE batch_chunks SET rows_scored = $3, rows_rejected = $4, scored_by = $5, scored_at = now(),
               pred_sum = $6, pred_sumsq = $7, actual_rows = $8, sq_error_sum = $9, percentiles = $10
        WHERE run_id = $1 AND chunk_no = $2`,
-      [ctx.runId, chunkNo, predictionLines.length, rejectedLines.length, SCORER_IDENTITY, stats.sum, stats.sumsq, stats.actualRows, stats.sqErrorSum, JSON.stringify(stats.percentiles)],
+      [ctx.runId, chunkNo, partial.count, rejectedLines.length, SCORER_IDENTITY, partial.sum, partial.sumsq, partial.actualRows, partial.sqErrorSum, JSON.stringify(partial.percentiles)],
     );
-    await client.query('COMMIT');
+    await writer.query('COMMIT');
+    return { read, scored: partial.count, rejected: rejectedLines.length };
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
+    failed = true;
     throw err;
   } finally {
-    client.release();
+    // A connection that failed mid-COPY or mid-transaction is discarded, not reused.
+    reader.release(failed);
+    writer.release(failed);
   }
-  return { read: rows.length, scored: predictionLines.length, rejected: rejectedLines.length };
-}
-
-async function copyLines(client: PoolClient, sql: string, lines: string[]): Promise<void> {
-  if (lines.length === 0) return;
-  const batches = function* () {
-    for (let i = 0; i < lines.length; i += 2000) yield lines.slice(i, i + 2000).join('');
-  };
-  await pipeline(Readable.from(batches()), client.query(copyFrom(sql)));
 }
 
 export interface RunSummary {

@@ -19,24 +19,35 @@ export interface RunStats {
   quantiles: Record<'p05' | 'p25' | 'p50' | 'p75' | 'p95', number>;
 }
 
-export function chunkStats(predictions: Float64Array, actuals: Array<number | null>): ChunkStats {
-  let sum = 0;
-  let sumsq = 0;
-  let actualRows = 0;
-  let sqErrorSum = 0;
-  for (let i = 0; i < predictions.length; i++) {
-    const p = predictions[i];
-    sum += p;
-    sumsq += p * p;
-    const a = actuals[i];
-    if (a !== null && Number.isFinite(a)) {
-      actualRows++;
-      sqErrorSum += (p - a) * (p - a);
+/** Collects one chunk's statistics as its predictions stream past. */
+export class StatsAccumulator {
+  private readonly values: number[] = [];
+  private sum = 0;
+  private sumsq = 0;
+  private actualRows = 0;
+  private sqErrorSum = 0;
+
+  add(prediction: number, actual: number | null): void {
+    this.values.push(prediction);
+    this.sum += prediction;
+    this.sumsq += prediction * prediction;
+    if (actual !== null && Number.isFinite(actual)) {
+      this.actualRows++;
+      this.sqErrorSum += (prediction - actual) ** 2;
     }
   }
-  const sorted = Float64Array.from(predictions).sort();
-  const percentiles = sorted.length ? Array.from({ length: 101 }, (_, k) => sorted[Math.round((k / 100) * (sorted.length - 1))]) : [];
-  return { count: predictions.length, sum, sumsq, actualRows, sqErrorSum, percentiles };
+
+  finish(): ChunkStats {
+    const sorted = Float64Array.from(this.values).sort();
+    const percentiles = sorted.length ? Array.from({ length: 101 }, (_, k) => sorted[Math.round((k / 100) * (sorted.length - 1))]) : [];
+    return { count: sorted.length, sum: this.sum, sumsq: this.sumsq, actualRows: this.actualRows, sqErrorSum: this.sqErrorSum, percentiles };
+  }
+}
+
+export function chunkStats(predictions: ArrayLike<number>, actuals: Array<number | null>): ChunkStats {
+  const acc = new StatsAccumulator();
+  for (let i = 0; i < predictions.length; i++) acc.add(predictions[i], actuals[i]);
+  return acc.finish();
 }
 
 export function mergeStats(chunks: ChunkStats[]): RunStats | null {
