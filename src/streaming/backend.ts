@@ -18,6 +18,8 @@ export interface AppendResult<T> {
 
 export interface StreamBackend {
   readonly kind: 'postgres' | 'nats';
+  /** Keeps the streams of several deployments (or test runs) apart. */
+  readonly namespace: string;
   append<T>(stream: StreamName, id: string, value: T): Promise<AppendResult<T>>;
   /** Records with offset > after, in offset order, at most limit of them. */
   read<T = unknown>(stream: StreamName, after: number, limit: number): Promise<StoredRecord<T>[]>;

@@ -22,7 +22,7 @@ export class NatsStreamBackend implements StreamBackend {
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
-    private readonly namespace: string,
+    readonly namespace: string,
   ) {}
 
   static async connect(servers: string, namespace: string): Promise<NatsStreamBackend> {

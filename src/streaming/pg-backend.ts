@@ -29,7 +29,7 @@ export class PostgresStreamBackend implements StreamBackend {
   constructor(
     private readonly pool: Pool,
     /** Keeps the streams of several deployments (or test runs) in one database apart. */
-    private readonly namespace: string,
+    readonly namespace: string,
   ) {}
 
   private key(stream: StreamName): string {

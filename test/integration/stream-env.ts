@@ -86,7 +86,7 @@ function runner(create: () => Promise<Worker>): ConsumerWorker {
 export async function openStreamRig(
   env: TestEnv,
   routes: (tag: string) => Record<string, RouteConfig>,
-  options: { backend?: 'postgres' | 'nats'; startConsumers?: boolean } = {},
+  options: { backend?: 'postgres' | 'nats'; startConsumers?: boolean; skipConsumers?: string[] } = {},
 ): Promise<StreamTestRig> {
   const tag = uniqueName('st');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-routing-'));
@@ -102,7 +102,7 @@ export async function openStreamRig(
   const consumers: Record<string, ConsumerWorker> = {};
   const queues = new Map<string, string>();
   for (const route of Object.values(events)) for (const c of route.consumers) queues.set(c.name, c.taskQueue!);
-  for (const [name, queue] of queues) consumers[name] = runner(async () => (await createConsumerWorkers(deps, [queue]))[0]);
+  for (const [name, queue] of queues) if (!options.skipConsumers?.includes(name)) consumers[name] = runner(async () => (await createConsumerWorkers(deps, [queue]))[0]);
   if (options.startConsumers !== false) await Promise.all(Object.values(consumers).map((c) => c.start()));
   const backend = await settings.backend();
   return {
