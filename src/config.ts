@@ -40,12 +40,18 @@ const EnvSchema = z.object({
   MLDEPLOY_STREAM_NAMESPACE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, - or _').default('mldeploy'),
   MLDEPLOY_NATS_URL: z.string().min(1).default('127.0.0.1:4222'),
   MLDEPLOY_EVENT_WAIT_MS: intFrom(10_000),
+  // Worker observability (mldeploy worker): 0 turns an endpoint off.
+  MLDEPLOY_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  MLDEPLOY_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  MLDEPLOY_SDK_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
 });
 
 export type Config = ReturnType<typeof loadConfig>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
-  const parsed = EnvSchema.safeParse(env);
+  // An empty variable means unset, as in most tools (`DATABASE_URL= mldeploy dev`).
+  const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const parsed = EnvSchema.safeParse(set);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new Error(`invalid configuration: ${problems.join('; ')}`);
@@ -88,6 +94,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       natsUrl: e.MLDEPLOY_NATS_URL,
       /** How long a synchronous emit (--wait, ?wait=true) waits for the decision. */
       waitMs: e.MLDEPLOY_EVENT_WAIT_MS,
+    },
+    metrics: {
+      host: e.MLDEPLOY_METRICS_HOST,
+      /** mldeploy's own Prometheus registry (batch, streaming, process metrics). */
+      workerPort: e.MLDEPLOY_WORKER_METRICS_PORT,
+      /** The Temporal SDK's Prometheus exporter (temporal_* metrics). */
+      sdkPort: e.MLDEPLOY_SDK_METRICS_PORT,
     },
   };
 }

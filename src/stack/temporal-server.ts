@@ -13,6 +13,8 @@ export interface RunningTemporal {
   address: string;
   /** Web UI base URL, or undefined when headless. */
   uiUrl?: string;
+  /** The CLI binary that runs it (undefined when the SDK downloaded its own). */
+  binary?: string;
   stop(): Promise<void>;
 }
 
@@ -66,6 +68,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningTem
   return {
     address,
     uiUrl: opts.uiPort > 0 ? `http://localhost:${opts.uiPort}` : undefined,
+    binary,
     stop: () => stopChild(child),
   };
 }

@@ -16,6 +16,8 @@ declare module 'vitest' {
     temporalAddress: string;
     databaseUrl: string;
     dataDir: string;
+    /** The Temporal CLI the run uses, for tests that start mldeploy's own dev server. */
+    temporalCli: string;
   }
 }
 
@@ -42,6 +44,7 @@ export async function setup(project: TestProject) {
   project.provide('temporalAddress', server.address);
   project.provide('databaseUrl', databaseUrl);
   project.provide('dataDir', tmp);
+  project.provide('temporalCli', server.binary ?? '');
 }
 
 export async function teardown() {

@@ -1,0 +1,111 @@
+// The command line as a user runs it: `node bin/mldeploy.js …` in a child process.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freePort } from '../../src/stack/ports.ts';
+import { FIXTURES, openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
+
+const exec = promisify(execFile);
+
+let env: TestEnv;
+let dataDir: string;
+beforeAll(async () => {
+  env = await openTestEnv();
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-cli-'));
+  fs.chmodSync(dataDir, 0o755);
+});
+afterAll(async () => {
+  await env.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function mldeploy(args: string[], extraEnv: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ['bin/mldeploy.js', ...args], {
+      env: { ...process.env, DATABASE_URL: env.databaseUrl, TEMPORAL_ADDRESS: env.temporalAddress, MLDEPLOY_DATA_DIR: dataDir, MLDEPLOY_LOG_LEVEL: 'warn', ...extraEnv },
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('mldeploy models and predict', () => {
+  it('registers, lists, promotes and predicts', async () => {
+    const name = uniqueName('cli-td');
+    const registered = await mldeploy(['models', 'register', name, 'models/trip-duration.onnx', '--spec', 'models/trip-duration.spec.json', '--alias', 'production']);
+    expect(registered.stderr).toBe('');
+    expect(JSON.parse(registered.stdout)).toMatchObject({ name, version: 1, aliases: ['production'], metrics: { rmse: expect.any(Number) } });
+    expect((await mldeploy(['models', 'register', name, 'models/trip-duration.onnx', '--spec', 'models/trip-duration.spec.json'])).code).toBe(0);
+    expect(JSON.parse((await mldeploy(['models', 'promote', name, '2'])).stdout)).toMatchObject({ version: 2, aliases: ['production'] });
+    const listed = await mldeploy(['models', 'list']);
+    expect(listed.stdout).toContain(`${name}@2`);
+    const shown = JSON.parse((await mldeploy(['models', 'show', `${name}@1`])).stdout);
+    expect(shown.spec.derived[0].name).toBe('PU_DO');
+    const predicted = await mldeploy(['predict', name, '--data', '{"PULocationID":10,"DOLocationID":50,"trip_distance":40}']);
+    const out = JSON.parse(predicted.stdout);
+    expect(out).toMatchObject({ model: name, version: 2, errors: [] });
+    expect(out.predictions[0]).toBeGreaterThan(1);
+  });
+
+  it.each([
+    ['a corrupt file', ['corrupt.onnx'], /cannot load the file as an ONNX model/],
+    ['a ZipMap classifier', ['zipmap_classifier.onnx'], /zipmap': False/],
+    ['a missing file', ['nope.onnx'], /cannot read model file .*nope\.onnx: ENOENT/],
+  ])('rejects %s with a clear message and stores nothing', async (_title, [file], message) => {
+    const name = uniqueName('cli-bad');
+    const result = await mldeploy(['models', 'register', name, path.join(FIXTURES, file)]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    const { rows } = await env.pool.query('SELECT count(*)::int AS n FROM model_versions WHERE name = $1', [name]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('rejects a spec that misses an input', async () => {
+    const spec = path.join(dataDir, 'spec.json');
+    fs.writeFileSync(spec, JSON.stringify({ inputs: [{ name: 'city', dtype: 'string', fields: ['city'] }] }));
+    const result = await mldeploy(['models', 'register', uniqueName('cli-bad'), path.join(FIXTURES, 'sk_pipeline.onnx'), '--spec', spec]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/does not feed model input 'x1'/);
+  });
+
+  it('explains bad arguments', async () => {
+    expect((await mldeploy(['predict', 'x@@y', '--data', '{}'])).stderr).toMatch(/invalid alias/);
+    expect((await mldeploy(['predict', 'x', '--data', '{oops'])).stderr).toMatch(/--data is not valid JSON/);
+    expect((await mldeploy(['data', 'seed', '--rows', '-5'])).stderr).toMatch(/--rows must be a positive integer/);
+    expect((await mldeploy(['score', '--model', 'x', '--from', 'yesterday', '--to', '2024-02'])).stderr).toMatch(/--from must be a date/);
+    expect((await mldeploy(['score', '--model', 'x', '--from', '2024-01', '--to', '2024-02', '--source', 'rides;drop'])).stderr).toMatch(/source.table: must be a table name/);
+  });
+});
+
+describe('mldeploy dev --once', () => {
+  it('starts its own stack on embedded defaults, runs the demo and exits 0', async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-dev-'));
+    fs.chmodSync(own, 0o755);
+    try {
+      const result = await mldeploy(['dev', '--once'], {
+        DATABASE_URL: '',
+        TEMPORAL_ADDRESS: '',
+        MLDEPLOY_DATA_DIR: own,
+        MLDEPLOY_TEMPORAL_PORT: String(await freePort()),
+        MLDEPLOY_UI_PORT: String(await freePort()),
+        MLDEPLOY_SERVE_PORT: String(await freePort()),
+        // The Temporal CLI the test setup already found or installed.
+        TEMPORAL_CLI_PATH: inject('temporalCli'),
+      });
+      expect(result.stderr).not.toMatch(/error/i);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/Web UI: +http:\/\/localhost:\d+/);
+      expect(result.stdout).toMatch(/demo batch run batch-trip-duration-monthly-20240101T0000Z-20240201T0000Z: 20000 rides scored/);
+      expect(fs.existsSync(path.join(own, 'stack.json'))).toBe(false);
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
