@@ -62,6 +62,9 @@ async function load(url: string, opts: { method?: 'GET' | 'POST'; body?: unknown
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx + result.timeouts };
 }
 
+/** Lets the server finish the previous run's backlog (and collect its garbage) before a latency figure. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 2000));
+
 const fmt = (f: Figure) => `${Math.round(f.rps).toLocaleString('en-US').padStart(7)} req/s   p50 ${String(f.p50).padStart(3)} ms   p99 ${String(f.p99).padStart(3)} ms${f.errors ? `   ${f.errors} ERRORS` : ''}`;
 
 async function main() {
@@ -70,6 +73,7 @@ async function main() {
   const ref = `${model}@production`;
   const say = (line: string) => process.stdout.write(`${line}\n`);
   say(`web service benchmark: ${DURATION_S} s per figure, ${CONNECTIONS} connections, model ${ref}, server and load generator on this ${os.cpus().length}-core machine`);
+  say(`load average before: ${os.loadavg()[0].toFixed(1)} (other work on the machine shows here)`);
   try {
     const server = await startServer(stack.databaseUrl, ref);
     let floor: Figure, predict: Figure, v2: Figure, fixed: Figure;
@@ -81,9 +85,11 @@ async function main() {
       say(`(a) POST /predict, 1 record            ${fmt(predict)}   a/b ${(predict.rps / floor.rps).toFixed(2)}`);
       v2 = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body: V2_BODY });
       say(`(c) POST /v2/models/…/infer, 1 row     ${fmt(v2)}   c/b ${(v2.rps / floor.rps).toFixed(2)}`);
+      await settle();
       fixed = await load(`${server.url}/predict`, { method: 'POST', body: RIDE, connections: 16, overallRate: 1000 });
       say(`    POST /predict at 1,000 req/s       ${fmt(fixed)}`);
 
+      await settle();
       // Small requests beside 10,000-record requests: slicing bounds how long they wait.
       const big = load(`${server.url}/v1/models/${model}/predict`, { method: 'POST', body: BIG_BATCH, connections: 1 });
       const beside = await load(`${server.url}/predict`, { method: 'POST', body: RIDE, connections: 16, overallRate: 1000 });
@@ -101,6 +107,7 @@ async function main() {
     } finally {
       await unbatched.stop();
     }
+    say(`load average after: ${os.loadavg()[0].toFixed(1)}`);
   } finally {
     await stack.pool.query('DELETE FROM model_aliases WHERE name = $1', [model]);
     await stack.pool.query('DELETE FROM model_versions WHERE name = $1', [model]);
