@@ -1,7 +1,9 @@
 // Routes the Temporal SDK's logs (worker, workflow and activity loggers, which carry the
 // workflow and run ids) into our pino JSON log. The SDK is chatty at INFO (bundler output,
 // state changes), so it logs from WARN up unless MLDEPLOY_LOG_LEVEL asks for debug.
-import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+// The runtime is created lazily (on the first worker connection) from Runtime.defaultOptions,
+// so `mldeploy worker` can still install it with the SDK's Prometheus exporter.
+import { DefaultLogger, Runtime, type LogLevel, type RuntimeOptions } from '@temporalio/worker';
 import { log } from './log.ts';
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -14,12 +16,37 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
 
 let installed = false;
 
-export function installTemporalLogging(): void {
-  if (installed) return;
-  installed = true;
+function loggingOptions(): RuntimeOptions {
   const sdkLevel: LogLevel = log.level === 'debug' || log.level === 'trace' ? 'DEBUG' : 'WARN';
   const logger = new DefaultLogger(sdkLevel, (entry) => {
     log[PINO_LEVEL[entry.level]]({ sdk: 'temporal', ...entry.meta }, entry.message);
   });
-  Runtime.install({ logger });
+  return { logger };
+}
+
+export function installTemporalLogging(): void {
+  if (installed) return;
+  installed = true;
+  Runtime.defaultOptions = loggingOptions();
+}
+
+/**
+ * Creates the runtime now, exporting the SDK's own metrics (temporal_*, e.g. task slots, poll
+ * and schedule-to-start latencies) for Prometheus at bindAddress. Call it before the first
+ * worker connection. Returns why the exporter could not start (the address is taken by
+ * another worker on this host, or this process already created the runtime), or null; the
+ * worker keeps running either way.
+ */
+export function installTemporalRuntimeWithMetrics(bindAddress: string): string | null {
+  installed = true;
+  if (Runtime._instance) return 'the Temporal runtime was already created in this process';
+  const options = loggingOptions();
+  try {
+    Runtime.install({ ...options, telemetryOptions: { metrics: { prometheus: { bindAddress, countersTotalSuffix: true, useSecondsForDurations: true } } } });
+    return null;
+  } catch (err) {
+    if (!/address already in use/i.test(String(err))) throw err;
+    Runtime.install(options);
+    return 'the address is in use (another worker on this host?)';
+  }
 }

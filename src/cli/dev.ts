@@ -7,6 +7,7 @@ import { workerForStack } from '../worker.ts';
 import { startBatchRun } from '../batch/client.ts';
 import { DEMO_JOB, DEMO_MONTHS, DEMO_SCHEDULE_ID, ensureDemoRides, ensureDemoSchedule, ensureExampleModels } from '../demo.ts';
 import { followRun, workflowLink } from './score.ts';
+import { exportSdkMetrics, serveWorkerMetrics } from '../observability/worker-observability.ts';
 import { demoPrediction, startWebService, type WebService } from './serve.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -83,7 +84,9 @@ export function workerCommand(program: Command): void {
     .option('--task-queue <name>', 'task queue to poll (default: MLDEPLOY_TASK_QUEUE)')
     .action(async (opts: { taskQueue?: string }) => {
       const stack = await openStack(loadConfig(), { temporal: true });
+      exportSdkMetrics(stack.config);
       const { worker, models } = await workerForStack(stack, opts.taskQueue);
+      const metrics = await serveWorkerMetrics(stack.config, worker);
       const running = worker.run();
       say(`worker polling ${opts.taskQueue ?? stack.config.taskQueue} on ${stack.temporal!.connectionOptions.address}`);
       try {
@@ -91,6 +94,7 @@ export function workerCommand(program: Command): void {
       } finally {
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await running;
+        await metrics?.close();
         await models.release();
         await stack.close();
       }

@@ -13,6 +13,7 @@ import { isProcessAlive } from './ports.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
 import { startDevServer } from './temporal-server.ts';
 import { migrate } from '../db/migrate.ts';
+import { checkSearchAttributes } from './search-attributes-check.ts';
 import { createPool, type Pool } from '../db/pool.ts';
 
 export interface TemporalTarget {
@@ -103,7 +104,7 @@ export async function openStack(config: Config, needs: { temporal: boolean }): P
     return temporal;
   };
 
-  return {
+  const stack: Stack = {
     config,
     databaseUrl,
     pool,
@@ -129,4 +130,14 @@ export async function openStack(config: Config, needs: { temporal: boolean }): P
       for (const stop of stops.reverse()) await stop();
     },
   };
+  // A cluster mldeploy did not start must have its search attributes registered already.
+  if (needs.temporal && temporal && !temporal.local) {
+    try {
+      await checkSearchAttributes(await stack.client(), temporal.namespace);
+    } catch (err) {
+      await stack.close();
+      throw err;
+    }
+  }
+  return stack;
 }
