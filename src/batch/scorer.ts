@@ -12,6 +12,7 @@ import type { LoadedModel } from '../registry/runtime.ts';
 import { csvField, csvText } from './csv.ts';
 import { mergeStats, StatsAccumulator, type RunStats } from './stats.ts';
 import { JobError, quoteIdent, quoteTable, type BatchJob } from './job.ts';
+import { recordChunkCommitted, startInferenceTimer } from '../observability/batch-metrics.ts';
 
 export interface RunContext {
   runId: string;
@@ -129,7 +130,9 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
       const batch: Record<string, unknown>[] = await cursor.read(SUB_BATCH);
       if (batch.length === 0) break;
       read += batch.length;
+      const inferenceDone = startInferenceTimer(ctx.model);
       const { predictions, errors } = await model.predict(batch);
+      inferenceDone();
       let text = '';
       for (let i = 0; i < batch.length; i++) {
         const p = predictions[i];
@@ -157,6 +160,7 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
       [ctx.runId, chunkNo, partial.count, rejectedLines.length, SCORER_IDENTITY, partial.sum, partial.sumsq, partial.actualRows, partial.sqErrorSum, JSON.stringify(partial.percentiles)],
     );
     await writer.query('COMMIT');
+    recordChunkCommitted({ job: job.name, model: ctx.model }, { scored: partial.count, rejected: rejectedLines.length });
     return { read, scored: partial.count, rejected: rejectedLines.length };
   } catch (err) {
     failed = true;
