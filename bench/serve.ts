@@ -6,6 +6,7 @@
 // p99 of small requests while 10,000-record requests run beside them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
+import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { loadConfig } from '../src/config.ts';
 import { openStack } from '../src/stack/stack.ts';
@@ -13,8 +14,9 @@ import { freePort, waitFor } from '../src/stack/ports.ts';
 import { ModelStore } from '../src/registry/store.ts';
 import { registerBenchModel } from './support.ts';
 
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' } } });
+const DURATION_S = Number(args.seconds);
+const CONNECTIONS = Number(args.connections);
 const RIDE = { PULocationID: 10, DOLocationID: 50, trip_distance: 4 };
 const V2_BODY = { inputs: [{ name: 'PU_DO', shape: [1, 1], datatype: 'BYTES', data: ['10_50'] }, { name: 'trip_distance', shape: [1, 1], datatype: 'FP32', data: [4] }] };
 const BIG_BATCH = Array.from({ length: 10_000 }, (_, i) => ({ PULocationID: 1 + (i % 263), DOLocationID: 1 + ((i * 7) % 263), trip_distance: 0.5 + (i % 40) }));
