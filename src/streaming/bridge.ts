@@ -95,7 +95,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     } catch (err) {
       if (!(err instanceof EventError)) throw err;
       await deadLetter(options.pool, m, options.stream, err.message);
-      m.term(err.message);
+      // No reason text: servers before 2.10 ignore a TERM that carries one.
+      m.term();
       return;
     }
     try {
