@@ -48,6 +48,15 @@ const EnvSchema = z.object({
 
 export type Config = ReturnType<typeof loadConfig>;
 
+/**
+ * The environment Temporal's env config (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+ * TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE) reads, with empty
+ * variables left out like everywhere else: `TEMPORAL_API_KEY=` must not switch TLS on.
+ */
+export function temporalEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''));
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   // An empty variable means unset, as in most tools (`DATABASE_URL= mldeploy dev`).
   const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import type { Config } from '../config.ts';
+import { temporalEnvironment, type Config } from '../config.ts';
 import { isProcessAlive } from './ports.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
 import { startDevServer } from './temporal-server.ts';
@@ -56,7 +56,7 @@ export function readPublishedStack(config: Config): PublishedStack | null {
 }
 
 export function externalTemporal(): TemporalTarget {
-  const { connectionOptions, namespace } = loadClientConnectConfig();
+  const { connectionOptions, namespace } = loadClientConnectConfig({ overrideEnvVars: temporalEnvironment() });
   return {
     connectionOptions: connectionOptions as TemporalTarget['connectionOptions'],
     namespace: namespace ?? 'default',

@@ -43,6 +43,17 @@ describe('externalTemporal() through @temporalio/envconfig', () => {
     expect(externalTemporal().namespace).toBe('default');
   });
 
+  it('empty variables (compose passes `${TEMPORAL_API_KEY:-}`) count as unset', () => {
+    process.env.TEMPORAL_ADDRESS = 'temporal:7233';
+    process.env.TEMPORAL_NAMESPACE = '';
+    process.env.TEMPORAL_API_KEY = '';
+    process.env.TEMPORAL_PROFILE = '';
+    const target = externalTemporal();
+    expect(target.connectionOptions.apiKey).toBeUndefined();
+    expect(target.connectionOptions.tls).toBeFalsy();
+    expect(target.namespace).toBe('default');
+  });
+
   it('TEMPORAL_API_KEY (Temporal Cloud): the key is sent and TLS is on', () => {
     process.env.TEMPORAL_ADDRESS = 'us-east-1.aws.api.temporal.io:7233';
     process.env.TEMPORAL_NAMESPACE = 'scoring.a1b2c';
