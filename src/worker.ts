@@ -7,6 +7,8 @@ import type { Pool } from './db/pool.ts';
 import type { Stack } from './stack/stack.ts';
 import { ModelCache } from './registry/runtime.ts';
 import { ModelStore } from './registry/store.ts';
+import { streamingSettings } from './streaming/settings.ts';
+import { createConsumerWorkers, selectConsumerQueues } from './streaming/workers.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -43,6 +45,17 @@ export async function workerForStack(stack: Stack, taskQueue = stack.config.task
     pool: stack.pool,
     modelThreads: stack.config.modelThreads,
   });
+}
+
+/**
+ * Workers for the streaming consumers' task queues: the named consumers (from the routing
+ * file), or all of them when names is empty. They share the given model cache.
+ */
+export async function consumerWorkersForStack(stack: Stack, models: ModelCache, names: string[]): Promise<{ workers: Worker[]; taskQueues: string[] }> {
+  const settings = streamingSettings(stack.config.streaming, stack.pool);
+  const taskQueues = await selectConsumerQueues(settings.routingFile, names);
+  const deps = { connection: await stack.nativeConnection(), namespace: stack.temporal!.namespace, pool: stack.pool, store: new ModelStore(stack.pool), models, settings };
+  return { workers: await createConsumerWorkers(deps, taskQueues), taskQueues };
 }
 
 /** Runs a worker in this process while `work` runs. */

@@ -3,7 +3,10 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config.ts';
 import { openStack, type Stack } from '../stack/stack.ts';
 import { ModelStore } from '../registry/store.ts';
-import { workerForStack } from '../worker.ts';
+import { consumerWorkersForStack, workerForStack } from '../worker.ts';
+import { ModelCache } from '../registry/runtime.ts';
+import { closeStreamBackends } from '../streaming/settings.ts';
+import { demoEvent } from '../streaming/demo.ts';
 import { startBatchRun } from '../batch/client.ts';
 import { DEMO_JOB, DEMO_MONTHS, DEMO_SCHEDULE_ID, ensureDemoRides, ensureDemoSchedule, ensureExampleModels } from '../demo.ts';
 import { followRun, workflowLink } from './score.ts';
@@ -50,14 +53,17 @@ export function devCommand(program: Command): void {
       const config = loadConfig();
       const stack = await openStack(config, { temporal: true });
       const { worker, models } = await workerForStack(stack);
+      const consumers = await consumerWorkersForStack(stack, models, []);
       const running = worker.run();
+      const consumersRunning = consumers.workers.map((w) => w.run());
       let web: WebService | undefined;
       try {
         say(`PostgreSQL: ${stack.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
         say(`Temporal:   ${stack.temporal!.connectionOptions.address} (namespace ${stack.temporal!.namespace})`);
         say(`Web UI:     ${stack.temporal!.uiUrl ?? process.env.MLDEPLOY_TEMPORAL_UI_URL ?? '(not served by this stack)'}`);
-        say(`Worker:     task queue ${config.taskQueue}`);
+        say(`Worker:     task queue ${config.taskQueue}; consumers ${consumers.taskQueues.join(', ')}`);
         await runDemo(stack);
+        say(await demoEvent(await stack.client(), config.taskQueue, config.streaming.waitMs));
         // --once picks a free port, so it never collides with a running service.
         web = await startWebService(stack, { models, port: opts.once ? 0 : undefined });
         say(`Web service: ${web.url} (docs ${web.url}/docs)`);
@@ -69,9 +75,11 @@ export function devCommand(program: Command): void {
       } finally {
         say('shutting down…');
         await web?.close();
-        if (worker.getState() === 'RUNNING') worker.shutdown();
+        for (const w of [worker, ...consumers.workers]) if (w.getState() === 'RUNNING') w.shutdown();
         await running;
+        await Promise.allSettled(consumersRunning);
         await models.release();
+        await closeStreamBackends();
         await stack.close();
       }
     });
@@ -82,20 +90,28 @@ export function workerCommand(program: Command): void {
     .command('worker')
     .description('run a worker against the configured Temporal and PostgreSQL until SIGINT or SIGTERM')
     .option('--task-queue <name>', 'task queue to poll (default: MLDEPLOY_TASK_QUEUE)')
-    .action(async (opts: { taskQueue?: string }) => {
+    .option('--consumers <names>', 'run only these streaming consumers (comma-separated names from the routing file), each on its own task queue')
+    .action(async (opts: { taskQueue?: string; consumers?: string }) => {
       const stack = await openStack(loadConfig(), { temporal: true });
       exportSdkMetrics(stack.config);
-      const { worker, models } = await workerForStack(stack, opts.taskQueue);
-      const metrics = await serveWorkerMetrics(stack.config, worker);
-      const running = worker.run();
-      say(`worker polling ${opts.taskQueue ?? stack.config.taskQueue} on ${stack.temporal!.connectionOptions.address}`);
+      const names = opts.consumers?.split(',').map((n) => n.trim()).filter(Boolean);
+      // --consumers: only those consumers' queues; otherwise the main queue and every consumer.
+      const main = names ? undefined : await workerForStack(stack, opts.taskQueue);
+      const models = main?.models ?? new ModelCache(new ModelStore(stack.pool), stack.config.modelThreads);
+      const consumers = await consumerWorkersForStack(stack, models, names ?? []);
+      const workers = [...(main ? [main.worker] : []), ...consumers.workers];
+      const metrics = main ? await serveWorkerMetrics(stack.config, main.worker) : undefined;
+      const running = workers.map((w) => w.run());
+      if (main) say(`worker polling ${opts.taskQueue ?? stack.config.taskQueue} on ${stack.temporal!.connectionOptions.address}`);
+      if (consumers.taskQueues.length) say(`consumers polling ${consumers.taskQueues.join(', ')}`);
       try {
-        await Promise.race([untilSignal(), running]);
+        await Promise.race([untilSignal(), ...running]);
       } finally {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-        await running;
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await Promise.allSettled(running);
         await metrics?.close();
         await models.release();
+        await closeStreamBackends();
         await stack.close();
       }
     });

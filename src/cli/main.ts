@@ -5,6 +5,7 @@ import { devCommand, workerCommand } from './dev.ts';
 import { modelsCommands } from './models.ts';
 import { scoreCommands } from './score.ts';
 import { serveCommand } from './serve.ts';
+import { streamingCommands } from './emit.ts';
 import { installTemporalLogging } from '../temporal-logging.ts';
 
 installTemporalLogging();
@@ -21,6 +22,7 @@ modelsCommands(program);
 dataCommands(program);
 scoreCommands(program);
 serveCommand(program);
+streamingCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -20,13 +20,29 @@ export function openStreamBackend(config: Pick<StreamingConfig, 'backend' | 'nam
   return Promise.resolve(new PostgresStreamBackend(pool, config.namespace));
 }
 
+/** Every backend opened through streamingSettings in this process, so shutdown can close them. */
+const opened = new Set<Promise<StreamBackend>>();
+
+export async function closeStreamBackends(): Promise<void> {
+  const all = [...opened];
+  opened.clear();
+  for (const backend of await Promise.allSettled(all)) if (backend.status === 'fulfilled') await backend.value.close();
+}
+
 export function streamingSettings(config: Pick<StreamingConfig, 'routingFile' | 'backend' | 'namespace' | 'natsUrl'>, pool: Pool): StreamingSettings {
   let backend: Promise<StreamBackend> | undefined;
   return {
     routingFile: config.routingFile,
     backend() {
-      backend ??= openStreamBackend(config, pool);
-      backend.catch(() => (backend = undefined));
+      if (!backend) {
+        const opening = openStreamBackend(config, pool);
+        backend = opening;
+        opened.add(opening);
+        opening.catch(() => {
+          backend = undefined;
+          opened.delete(opening);
+        });
+      }
       return backend;
     },
   };
