@@ -34,7 +34,7 @@ export async function openTestEnv(): Promise<TestEnv> {
   installTemporalLogging();
   const temporalAddress = inject('temporalAddress');
   const databaseUrl = inject('databaseUrl');
-  const pool = createPool(databaseUrl, 20);
+  const pool = createPool(databaseUrl, 20, 'mldeploy-test');
   const clientConnection = await Connection.connect({ address: temporalAddress });
   const connection = await NativeConnection.connect({ address: temporalAddress });
   return {

@@ -123,6 +123,7 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
     );
     const copy = writer.query(copyFrom(`COPY ${target} (job, entity_id, prediction, actual, event_time, passthrough, model_name, model_version, run_id) FROM STDIN WITH (FORMAT csv)`));
     const copied = finished(copy);
+    copied.catch(() => {}); // awaited below; this keeps an early failure from going unhandled
     const stats = new StatsAccumulator();
     const rejectedLines: string[] = [];
     let read = 0;
@@ -144,6 +145,7 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
         text += `${head}${row[idColumn]},${p},${csvField(actual)},${csvField(row[timestampColumn])},${extra}${tail}`;
       }
       for (const e of errors) rejectedLines.push(`${head}${batch[e.index][idColumn]},${csvText(e.reason)},${csvText(ctx.runId)}\n`);
+      if (copy.errored) throw copy.errored;
       if (text && !copy.write(text)) await once(copy, 'drain');
       heartbeat();
       await yieldToEventLoop();

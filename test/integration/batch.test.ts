@@ -170,6 +170,29 @@ describe('batch scoring', () => {
     }
   });
 
+  it('retries chunks whose database connections drop mid-run', async () => {
+    const { view } = await ridesTable(env.pool, { '2024-01': 40_000 });
+    const taskQueue = uniqueName('tq');
+    const worker = await spawnWorker(env, taskQueue);
+    try {
+      const input = job(view, { chunkSize: 2_000, parallelism: 2 });
+      const handle = await startBatchRun(env.client, taskQueue, input);
+      let dropped = 0;
+      for (let i = 0; i < 3; i++) {
+        await waitUntil('chunks in progress', async () => ((await handle.query(progressQuery))?.chunksDone ?? 0) >= 3 * (i + 1));
+        // Every connection of the worker process (application_name mldeploy), as a database restart would.
+        const { rowCount } = await env.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mldeploy' AND pid <> pg_backend_pid()`);
+        dropped += rowCount ?? 0;
+      }
+      expect(dropped).toBeGreaterThan(0);
+      expect(await handle.result()).toMatchObject({ rowsScored: 40_000, rowsRejected: 0 });
+      expect(await predictionCounts(input.name)).toEqual({ n: 40_000, distinct_ids: 40_000 });
+    } finally {
+      worker.child.kill('SIGTERM');
+      await worker.exited;
+    }
+  });
+
   it('survives SIGKILL of the only worker process, and two worker processes share a run', async () => {
     const { view } = await ridesTable(env.pool, { '2024-01': 60_000 });
     const taskQueue = uniqueName('tq');
