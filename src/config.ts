@@ -17,6 +17,7 @@ const EnvSchema = z.object({
   TEMPORAL_CLI_PATH: z.string().optional(),
   MLDEPLOY_TEMPORAL_PORT: intFrom(7233),
   MLDEPLOY_UI_PORT: intFrom(8233),
+  MLDEPLOY_TEMPORAL_UI_URL: z.string().url().optional(),
   MLDEPLOY_TASK_QUEUE: z.string().min(1).default('mldeploy'),
   MLDEPLOY_MODEL_THREADS: intFrom(1),
   MLDEPLOY_MAX_MODEL_MB: intFrom(256),
@@ -76,6 +77,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       cliPath: e.TEMPORAL_CLI_PATH,
       port: e.MLDEPLOY_TEMPORAL_PORT,
       uiPort: e.MLDEPLOY_UI_PORT,
+      /** Web UI base URL for links when the cluster is not the local dev server. */
+      uiUrl: e.MLDEPLOY_TEMPORAL_UI_URL,
     },
     taskQueue: e.MLDEPLOY_TASK_QUEUE,
     modelThreads: e.MLDEPLOY_MODEL_THREADS,

@@ -62,7 +62,7 @@ function parseDate(option: string, value: string): Date {
 }
 
 export function workflowLink(stack: Stack, workflowId: string): string | undefined {
-  const base = process.env.MLDEPLOY_TEMPORAL_UI_URL ?? stack.temporal?.uiUrl;
+  const base = stack.config.temporal.uiUrl ?? stack.temporal?.uiUrl;
   return base ? `${base}/namespaces/${stack.temporal?.namespace ?? 'default'}/workflows/${encodeURIComponent(workflowId)}` : undefined;
 }
 
