@@ -60,7 +60,7 @@ export function devCommand(program: Command): void {
       try {
         say(`PostgreSQL: ${stack.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
         say(`Temporal:   ${stack.temporal!.connectionOptions.address} (namespace ${stack.temporal!.namespace})`);
-        say(`Web UI:     ${stack.temporal!.uiUrl ?? process.env.MLDEPLOY_TEMPORAL_UI_URL ?? '(not served by this stack)'}`);
+        say(`Web UI:     ${stack.temporal!.uiUrl ?? stack.config.temporal.uiUrl ?? '(not served by this stack)'}`);
         say(`Worker:     task queue ${config.taskQueue}; consumers ${consumers.taskQueues.join(', ')}`);
         await runDemo(stack);
         say(await demoEvent(await stack.client(), config.taskQueue, config.streaming.waitMs));
