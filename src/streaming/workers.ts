@@ -41,6 +41,7 @@ export async function createConsumerWorkers(deps: StreamingWorkerDeps, taskQueue
         taskQueue,
         activities,
         maxConcurrentActivityTaskExecutions: CONSUMER_CONCURRENCY,
+        maxConcurrentActivityTaskPolls: 20,
         shutdownGraceTime: '10 seconds',
         ...tuning,
       }),
@@ -62,6 +63,10 @@ export async function createEventWorker(
     ...workflows,
     activities: createStreamingActivities(deps, deps.settings),
     maxConcurrentWorkflowTaskExecutions: 50,
+    // Every event is a new workflow whose first task comes from the normal (non-sticky) queue:
+    // poll it as much as the sticky one, or new events queue behind two pollers.
+    maxConcurrentWorkflowTaskPolls: 20,
+    nonStickyToStickyPollRatio: 1,
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentActivityTaskExecutions: 50,
     maxCachedWorkflows: 2_000,
