@@ -14,14 +14,15 @@ export interface RunningPostgres {
 const USER = 'postgres';
 const PASSWORD = 'mldeploy';
 
-export async function startEmbeddedPostgres(dataDir: string): Promise<RunningPostgres> {
+/** port: the one to listen on (a restart on the same port keeps clients' URLs valid); a free one when absent. */
+export async function startEmbeddedPostgres(dataDir: string, port?: number): Promise<RunningPostgres> {
   const databaseDir = path.join(dataDir, 'postgres');
   await fs.mkdir(dataDir, { recursive: true });
   await stopOrphanedServer(databaseDir);
-  const port = await freePort();
+  const listenPort = port ?? (await freePort());
   const server = new EmbeddedPostgres({
     databaseDir,
-    port,
+    port: listenPort,
     user: USER,
     password: PASSWORD,
     persistent: true,
@@ -37,7 +38,7 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<RunningPos
   if (!initialised) await server.initialise();
   await server.start();
   return {
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${listenPort}/postgres`,
     embedded: true,
     stop: () => server.stop(),
   };
