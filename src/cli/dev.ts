@@ -91,14 +91,15 @@ export function workerCommand(program: Command): void {
     .description('run a worker against the configured Temporal and PostgreSQL until SIGINT or SIGTERM')
     .option('--task-queue <name>', 'task queue to poll (default: MLDEPLOY_TASK_QUEUE)')
     .option('--consumers <names>', 'run only these streaming consumers (comma-separated names from the routing file), each on its own task queue')
-    .action(async (opts: { taskQueue?: string; consumers?: string }) => {
+    .option('--no-consumers', 'run only the main task queue (batch runs, event workflows), so each consumer can run and go down on its own')
+    .action(async (opts: { taskQueue?: string; consumers?: string | false }) => {
       const stack = await openStack(loadConfig(), { temporal: true });
       exportSdkMetrics(stack.config);
-      const names = opts.consumers?.split(',').map((n) => n.trim()).filter(Boolean);
-      // --consumers: only those consumers' queues; otherwise the main queue and every consumer.
+      const names = opts.consumers === false ? undefined : opts.consumers?.split(',').map((n) => n.trim()).filter(Boolean);
+      // --consumers: only those consumers' queues; --no-consumers: only the main queue; otherwise both.
       const main = names ? undefined : await workerForStack(stack, opts.taskQueue);
       const models = main?.models ?? new ModelCache(new ModelStore(stack.pool), stack.config.modelThreads);
-      const consumers = await consumerWorkersForStack(stack, models, names ?? []);
+      const consumers = opts.consumers === false ? { workers: [], taskQueues: [] } : await consumerWorkersForStack(stack, models, names ?? []);
       const workers = [...(main ? [main.worker] : []), ...consumers.workers];
       const metrics = main ? await serveWorkerMetrics(stack.config, main.worker) : undefined;
       const running = workers.map((w) => w.run());
