@@ -178,6 +178,48 @@ describe('Dockerfile', () => {
   });
 });
 
+describe('docs/grafana-dashboard.json', () => {
+  interface Panel {
+    id: number;
+    type: string;
+    title: string;
+    gridPos: { h: number; w: number; x: number; y: number };
+    targets?: Array<{ expr: string; refId: string }>;
+  }
+  const dashboard = JSON.parse(read('docs/grafana-dashboard.json')) as { title: string; uid: string; schemaVersion: number; panels: Panel[]; templating: { list: Array<{ name: string }> } };
+  const queries = dashboard.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr);
+  /** Metric names the code defines (prom-client `name: '...'`), plus the default process metrics. */
+  const defined = new Set(
+    ['src', 'activities'].flatMap((dir) =>
+      (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).flatMap((f) => [...read(path.join(dir, f)).matchAll(/name: '(mldeploy_\w+)'/g)].map((m) => m[1])),
+    ),
+  );
+
+  it('is a Grafana dashboard: title, uid, panels with unique ids inside the 24-column grid, a Prometheus data source variable', () => {
+    expect(dashboard).toMatchObject({ title: 'mldeploy', uid: expect.any(String), schemaVersion: expect.any(Number) });
+    const ids = dashboard.panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const panel of dashboard.panels) {
+      expect(panel.gridPos.x + panel.gridPos.w, panel.title).toBeLessThanOrEqual(24);
+      if (panel.type !== 'row') expect(panel.targets?.length, panel.title).toBeGreaterThan(0);
+    }
+    expect(dashboard.templating.list.map((v) => v.name)).toContain('datasource');
+  });
+
+  it('covers batch, web service, streaming, prediction-log and Temporal SDK metrics', () => {
+    const text = queries.join('\n');
+    for (const metric of ['mldeploy_batch_rows_scored_total', 'mldeploy_batch_rows_rejected_total', 'mldeploy_batch_inference_duration_seconds', 'mldeploy_http_requests_total', 'mldeploy_http_request_duration_seconds', 'mldeploy_inference_duration_seconds', 'mldeploy_prediction_log_dropped_total', 'mldeploy_stream_predictions_total', 'mldeploy_stream_decisions_total', 'temporal_']) {
+      expect(text).toContain(metric);
+    }
+  });
+
+  it('queries only mldeploy metrics the code defines', () => {
+    const used = new Set(queries.flatMap((q) => [...q.matchAll(/\b(mldeploy_\w+?)(?:_bucket|_count|_sum)?\b(?=[{[\s)]|$)/g)].map((m) => m[1])));
+    const unknown = [...used].filter((m) => !defined.has(m) && !m.startsWith('mldeploy_process_'));
+    expect(unknown).toEqual([]);
+  });
+});
+
 describe('README.md configuration table', () => {
   it('lists every variable src/config.ts reads', () => {
     const readme = read('README.md');
