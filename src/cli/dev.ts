@@ -101,7 +101,7 @@ export function workerCommand(program: Command): void {
       const models = main?.models ?? new ModelCache(new ModelStore(stack.pool), stack.config.modelThreads);
       const consumers = opts.consumers === false ? { workers: [], taskQueues: [] } : await consumerWorkersForStack(stack, models, names ?? []);
       const workers = [...(main ? [main.worker] : []), ...consumers.workers];
-      const metrics = main ? await serveWorkerMetrics(stack.config, main.worker) : undefined;
+      const metrics = await serveWorkerMetrics(stack.config, workers);
       const running = workers.map((w) => w.run());
       if (main) say(`worker polling ${opts.taskQueue ?? stack.config.taskQueue} on ${stack.temporal!.connectionOptions.address}`);
       if (consumers.taskQueues.length) say(`consumers polling ${consumers.taskQueues.join(', ')}`);

@@ -17,11 +17,16 @@ export function exportSdkMetrics(config: Config): void {
   else log.info({ address }, 'Temporal SDK metrics on /metrics');
 }
 
-/** Serves /metrics and /healthz; null when turned off or the port is taken. */
-export async function serveWorkerMetrics(config: Config, worker: WorkerHealth): Promise<MetricsServer | null> {
+/** Healthy while every worker of the process runs; otherwise the first other state. */
+export function combinedHealth(workers: WorkerHealth[]): WorkerHealth {
+  return { getState: () => workers.map((w) => w.getState()).find((state) => state !== 'RUNNING') ?? 'RUNNING' };
+}
+
+/** Serves /metrics and /healthz for the process's workers; null when turned off or the port is taken. */
+export async function serveWorkerMetrics(config: Config, workers: WorkerHealth[]): Promise<MetricsServer | null> {
   const { host, workerPort } = config.metrics;
   if (workerPort === 0) return null;
-  const server = await startWorkerMetricsServer(host, workerPort, worker);
+  const server = await startWorkerMetricsServer(host, workerPort, combinedHealth(workers));
   const address = hostPort(host, workerPort);
   if (server) log.info({ address }, 'worker metrics on /metrics, health on /healthz');
   else log.warn({ address }, 'worker metrics port is taken (another worker on this host?): set MLDEPLOY_WORKER_METRICS_PORT per worker, or 0');

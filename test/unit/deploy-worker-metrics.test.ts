@@ -4,6 +4,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startWorkerMetricsServer, type MetricsServer } from '../../src/observability/worker-metrics.ts';
 import { recordChunkCommitted, startInferenceTimer } from '../../src/observability/batch-metrics.ts';
+import { combinedHealth } from '../../src/observability/worker-observability.ts';
 
 let server: MetricsServer | null = null;
 afterEach(async () => {
@@ -50,5 +51,13 @@ describe('worker metrics endpoint', () => {
     } finally {
       taken.close();
     }
+  });
+
+  it('a process with several workers (main queue and consumers) is healthy only while all of them run', () => {
+    const states = ['RUNNING', 'RUNNING'];
+    const health = combinedHealth(states.map((_, i) => ({ getState: () => states[i] })));
+    expect(health.getState()).toBe('RUNNING');
+    states[1] = 'FAILED';
+    expect(health.getState()).toBe('FAILED');
   });
 });
