@@ -123,17 +123,18 @@ async function atRate(rate: number, label: string) {
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const sent = performance.now();
+    const id = `${label}-${i}`;
     pending.push(
-      emitEvent(client, { id: `${label}-${i}`, type: 'ride_started', payload: { ride: ride(i), ride_id: i } }, { taskQueue, wait: true, waitMs: 120_000 }).then(
-        (r) => {
-          if (r.status !== 'done') throw new Error(`event ${r.eventId}: no decision in 120 s`);
+      (async () => {
+        try {
+          const r = await emitEvent(client, { id, type: 'ride_started', payload: { ride: ride(i), ride_id: i } }, { taskQueue, wait: true, waitMs: 120_000 });
+          if (r.status !== 'done') throw new Error(`event ${id}: no decision in 120 s`);
           latencies.push(performance.now() - sent);
           done++;
-        },
-        () => {
+        } catch {
           failed++;
-        },
-      ),
+        }
+      })(),
     );
   }
   const arrivalsEnd = (performance.now() - t0) / 1000;

@@ -1,6 +1,7 @@
 // The streaming HTTP routes (on a bare fastify app with the plugin) and the durable
 // subscriber: emitting over HTTP, pages and SSE of the streams, clear 4xx answers, and a
 // subscriber that resumes from its stored offset after a restart without missing a record.
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,6 +121,38 @@ describe('GET /v1/streams/{name}', () => {
     const data = JSON.parse(event.split('data: ')[1]);
     expect(data.offset).toBeGreaterThan(head);
     expect(data.value.eventId).toBe(id);
+  });
+});
+
+describe('callback URL', () => {
+  it('POSTs the decision to the producer, retrying until the callback accepts it', async () => {
+    const calls: Array<{ status: number; body: Decision; key: string | undefined }> = [];
+    let delivered!: () => void;
+    const done = new Promise<void>((resolve) => (delivered = resolve));
+    const receiver = http.createServer((req, res) => {
+      let text = '';
+      req.on('data', (chunk) => (text += chunk));
+      req.on('end', () => {
+        // The first call fails: the activity must try again.
+        const status = calls.length === 0 ? 503 : 204;
+        calls.push({ status, body: JSON.parse(text), key: req.headers['idempotency-key'] as string | undefined });
+        res.writeHead(status).end();
+        if (status === 204) delivered();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = receiver.address() as AddressInfo;
+      const id = uniqueName('cb');
+      const res = await app.inject({ method: 'POST', url: '/v1/events', payload: { id, type: 'ride_started', payload: { ride: ride(5) }, callbackUrl: `http://127.0.0.1:${port}/decisions` } });
+      expect(res.statusCode).toBe(202);
+      await done;
+      expect(calls.map((c) => c.status)).toEqual([503, 204]);
+      expect(calls[1].body).toMatchObject({ eventId: id, status: 'decided' });
+      expect(calls[1].key).toBe(`ride_started:${id}`);
+    } finally {
+      receiver.close();
+    }
   });
 });
 
