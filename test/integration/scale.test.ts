@@ -1,10 +1,17 @@
-// Scaling out: three `mldeploy worker` processes on one task queue share one batch run, and
-// each serves its own Prometheus endpoints (mldeploy's registry and the Temporal SDK's).
+// Scaling out: three `mldeploy worker` processes on one task queue share one batch run (each
+// serving its own Prometheus endpoints: mldeploy's registry and the Temporal SDK's), and
+// share the streaming fan-out's event workflows and consumer predictions.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emitEvent } from '../../src/streaming/emit.ts';
+import { streamingSettings } from '../../src/streaming/settings.ts';
 import { startBatchRun } from '../../src/batch/client.ts';
 import { freePort } from '../../src/stack/ports.ts';
 import { openTestEnv, registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 import { ridesTable, spawnWorker, type WorkerProcess } from './batch-support.ts';
+import { inParallel, readAll, registerRideModels, ride, rideRoute } from './stream-env.ts';
 
 let env: TestEnv;
 let model: string;
@@ -19,20 +26,25 @@ interface MetricsWorker extends WorkerProcess {
   sdkMetricsPort: number;
 }
 
-/** A worker process with metrics endpoints on ports of its own. */
-async function spawnMetricsWorker(taskQueue: string): Promise<MetricsWorker> {
+/** A worker process with metrics endpoints on ports of its own, and any other settings. */
+async function spawnMetricsWorker(taskQueue: string, settings: Record<string, string> = {}): Promise<MetricsWorker> {
   const metricsPort = await freePort();
   const sdkMetricsPort = await freePort();
-  const saved = { port: process.env.MLDEPLOY_WORKER_METRICS_PORT, sdk: process.env.MLDEPLOY_SDK_METRICS_PORT };
-  process.env.MLDEPLOY_WORKER_METRICS_PORT = String(metricsPort);
-  process.env.MLDEPLOY_SDK_METRICS_PORT = String(sdkMetricsPort);
+  const vars: Record<string, string> = { ...settings, MLDEPLOY_WORKER_METRICS_PORT: String(metricsPort), MLDEPLOY_SDK_METRICS_PORT: String(sdkMetricsPort) };
+  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  Object.assign(process.env, vars);
   // spawnWorker copies process.env when it spawns, before its first await.
   const started = spawnWorker(env, taskQueue);
-  for (const [name, value] of [['MLDEPLOY_WORKER_METRICS_PORT', saved.port], ['MLDEPLOY_SDK_METRICS_PORT', saved.sdk]] as const) {
+  for (const [name, value] of Object.entries(saved)) {
     if (value === undefined) delete process.env[name];
     else process.env[name] = value;
   }
   return { ...(await started), metricsPort, sdkMetricsPort };
+}
+
+async function stopAll(workers: WorkerProcess[]): Promise<Array<number | null>> {
+  for (const worker of workers) worker.child.kill('SIGTERM');
+  return Promise.all(workers.map((w) => w.exited));
 }
 
 async function scrape(port: number, route = '/metrics'): Promise<{ status: number; text: string }> {
@@ -93,8 +105,47 @@ describe('three worker processes', () => {
       }
       expect(scoredOnMetrics).toBeGreaterThanOrEqual(rows);
     } finally {
-      for (const worker of workers) worker.child.kill('SIGTERM');
-      expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
+      expect(await stopAll(workers)).toEqual([0, 0, 0]);
+    }
+  });
+
+  it('share the streaming fan-out: every process runs event workflows and consumer predictions', async () => {
+    const models = await registerRideModels(env);
+    const tag = uniqueName('scale');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-scale-'));
+    const routingFile = path.join(dir, 'routing.json');
+    fs.writeFileSync(routingFile, JSON.stringify({ events: { ride_started: rideRoute(models, tag) } }));
+    const taskQueue = `${tag}-events`;
+    const settings = { MLDEPLOY_ROUTING_FILE: routingFile, MLDEPLOY_STREAM_BACKEND: 'postgres', MLDEPLOY_STREAM_NAMESPACE: tag };
+    const workers = await Promise.all([0, 1, 2].map(() => spawnMetricsWorker(taskQueue, settings)));
+    const backend = await streamingSettings({ routingFile, backend: 'postgres', namespace: tag, natsUrl: '127.0.0.1:4222' }, env.pool).backend();
+    try {
+      const ids = Array.from({ length: 90 }, (_, i) => `${tag}-ride-${i}`);
+      const results = await inParallel(ids, 30, (id) =>
+        emitEvent(env.client, { id, type: 'ride_started', payload: { ride: ride(ids.indexOf(id)), ride_id: id } }, { taskQueue, wait: true, waitMs: 60_000 }),
+      );
+      expect(results.filter((r) => r.status === 'done').length).toBe(ids.length);
+      expect((await readAll(backend, 'decisions')).length).toBe(ids.length);
+      expect((await readAll(backend, 'predictions')).length).toBe(3 * ids.length);
+
+      // Which process ran each event workflow task and each consumer's prediction (worker identity is pid@host).
+      const workflowPids = new Set<number>();
+      const activityPids = new Set<number>();
+      for (const result of results) {
+        const history = await env.client.workflow.getHandle(result.workflowId).fetchHistory();
+        for (const event of history.events ?? []) {
+          const identity = event.workflowTaskStartedEventAttributes?.identity ?? event.activityTaskStartedEventAttributes?.identity;
+          if (!identity) continue;
+          (event.activityTaskStartedEventAttributes ? activityPids : workflowPids).add(Number(identity.split('@')[0]));
+        }
+      }
+      const pids = workers.map((w) => w.child.pid!).sort();
+      expect([...activityPids].sort()).toEqual(pids);
+      expect([...workflowPids].sort()).toEqual(pids);
+    } finally {
+      await backend.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+      expect(await stopAll(workers)).toEqual([0, 0, 0]);
     }
   });
 });
