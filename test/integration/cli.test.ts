@@ -1,5 +1,5 @@
 // The command line as a user runs it: `node bin/mldeploy.js …` in a child process.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -105,6 +105,44 @@ describe('mldeploy dev --once', () => {
       expect(result.stdout).toMatch(/demo batch run batch-trip-duration-monthly-20240101T0000Z-20240201T0000Z: 20000 rides scored/);
       expect(fs.existsSync(path.join(own, 'stack.json'))).toBe(false);
     } finally {
+      fs.rmSync(own, { recursive: true, force: true });
+    }
+  }, 240_000);
+
+  it('stays up, lends its stack to other commands, and stops cleanly on Ctrl-C', async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-dev-'));
+    fs.chmodSync(own, 0o755);
+    const devEnv = {
+      DATABASE_URL: '',
+      TEMPORAL_ADDRESS: '',
+      MLDEPLOY_DATA_DIR: own,
+      MLDEPLOY_TEMPORAL_PORT: String(await freePort()),
+      MLDEPLOY_UI_PORT: String(await freePort()),
+      MLDEPLOY_SERVE_PORT: String(await freePort()),
+      MLDEPLOY_WORKER_METRICS_PORT: '0',
+      MLDEPLOY_SDK_METRICS_PORT: '0',
+      TEMPORAL_CLI_PATH: inject('temporalCli'),
+    };
+    const dev = spawn(process.execPath, ['bin/mldeploy.js', 'dev'], { env: { ...process.env, ...devEnv, MLDEPLOY_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => dev.once('exit', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        dev.stdout.on('data', (d) => String(d).includes('mldeploy dev is up') && resolve());
+        exited.then((code) => reject(new Error(`dev exited early (${code})`)));
+      });
+      const stack = JSON.parse(fs.readFileSync(path.join(own, 'stack.json'), 'utf8'));
+      expect(stack.pid).toBe(dev.pid);
+      // Another command in another terminal: same data folder, nothing configured.
+      const listed = await mldeploy(['models', 'list'], devEnv);
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toMatch(/trip-duration@1/);
+      expect(fs.readdirSync(path.join(own, 'postgres')).includes('postmaster.pid')).toBe(true);
+      dev.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(fs.existsSync(path.join(own, 'stack.json'))).toBe(false);
+      expect(fs.existsSync(path.join(own, 'postgres', 'postmaster.pid'))).toBe(false);
+    } finally {
+      dev.kill('SIGKILL');
       fs.rmSync(own, { recursive: true, force: true });
     }
   }, 240_000);
