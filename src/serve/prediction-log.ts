@@ -25,8 +25,10 @@ const INSERT = `INSERT INTO prediction_log (request_id, record_index, model_name
   FROM jsonb_to_recordset($1::jsonb) AS r(request_id text, record_index integer, model_name text, model_version integer,
                                           features jsonb, prediction double precision, predicted_at timestamptz)`;
 
-// PostgreSQL's jsonb cannot hold the NUL character.
-const withoutNul = (_key: string, value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '') : value);
+// PostgreSQL's jsonb cannot hold the NUL character nor a lone UTF-16 surrogate (JSON can carry
+// "\ud800"); one such string would fail the whole batch insert and drop every entry in it.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const jsonbSafe = (_key: string, value: unknown) => (typeof value === 'string' ? value.replaceAll('\u0000', '').replace(LONE_SURROGATE, '\ufffd') : value);
 
 export class PredictionLog {
   private queue: Entry[] = [];
@@ -74,7 +76,7 @@ export class PredictionLog {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, WRITE_BATCH);
       try {
-        await this.pool.query(INSERT, [JSON.stringify(batch, withoutNul)]);
+        await this.pool.query(INSERT, [JSON.stringify(batch, jsonbSafe)]);
         predictionLogWritten.inc(batch.length);
       } catch (err) {
         predictionLogDropped.inc(batch.length);
