@@ -28,6 +28,25 @@ export class EventError extends Error {
   override name = 'EventError';
 }
 
+// PostgreSQL's jsonb (dead letters, streams) cannot hold NUL or a lone UTF-16 surrogate, both of
+// which JSON can carry: such an event would be accepted, then fail its activity on every retry.
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** The first key or string in the payload that PostgreSQL cannot store (walked without recursion). */
+function unstorableText(payload: Record<string, unknown>): string | undefined {
+  const pending: unknown[] = [payload];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === 'string' && UNSTORABLE.test(value)) return value;
+    if (value === null || typeof value !== 'object') continue;
+    for (const [key, child] of Object.entries(value)) {
+      if (UNSTORABLE.test(key)) return key;
+      pending.push(child);
+    }
+  }
+  return undefined;
+}
+
 export function parseEvent(raw: unknown, now = new Date()): StreamEvent {
   const parsed = EmitInputSchema.safeParse(raw);
   if (!parsed.success) {
@@ -35,8 +54,16 @@ export function parseEvent(raw: unknown, now = new Date()): StreamEvent {
     throw new EventError(`invalid event: ${problems.join('; ')}`);
   }
   const e = parsed.data;
-  const size = Buffer.byteLength(JSON.stringify(e.payload));
+  let size: number;
+  try {
+    size = Buffer.byteLength(JSON.stringify(e.payload));
+  } catch {
+    // JSON.stringify recurses: a payload nested tens of thousands deep overflows the stack.
+    throw new EventError('invalid event: payload is nested too deeply');
+  }
   if (size > MAX_PAYLOAD_BYTES) throw new EventError(`invalid event: payload is ${size} bytes, the limit is ${MAX_PAYLOAD_BYTES}`);
+  const unstorable = unstorableText(e.payload);
+  if (unstorable !== undefined) throw new EventError(`invalid event: payload text ${JSON.stringify(unstorable.slice(0, 40))} holds a NUL character or an unpaired UTF-16 surrogate`);
   const event: StreamEvent = { id: e.id ?? randomUUID(), type: e.type, payload: e.payload, time: e.time ? new Date(e.time).toISOString() : now.toISOString() };
   if (e.callbackUrl) event.callbackUrl = e.callbackUrl;
   return event;
