@@ -35,14 +35,15 @@ function wantsWait(value: unknown): boolean {
   throw new EventError(`wait must be true or false, got ${JSON.stringify(value)}`);
 }
 
-async function sendEvents(request: FastifyRequest, reply: FastifyReply, backend: StreamBackend, stream: StreamName, after: number): Promise<void> {
+async function sendEvents(request: FastifyRequest, reply: FastifyReply, backend: StreamBackend, stream: StreamName, after: number, open: Set<AbortController>): Promise<void> {
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   raw.write(': following ' + stream + '\n\n');
   const abort = new AbortController();
-  request.raw.socket.once('close', () => abort.abort());
+  // The response closes when the client goes away (or the server shuts down).
   raw.once('close', () => abort.abort());
+  open.add(abort);
   try {
     await followStream(backend, stream, {
       after,
@@ -56,11 +57,19 @@ async function sendEvents(request: FastifyRequest, reply: FastifyReply, backend:
   } catch (err) {
     request.log.warn({ err }, 'stream follow ended with an error');
   } finally {
+    open.delete(abort);
     raw.end();
   }
 }
 
 export async function streamingRoutes(app: FastifyInstance, deps: StreamingRouteDeps): Promise<void> {
+  // Open SSE responses never end by themselves: end them before the server closes, or
+  // closing would wait for every subscriber to hang up.
+  const open = new Set<AbortController>();
+  app.addHook('preClose', async () => {
+    for (const abort of open) abort.abort();
+  });
+
   app.post('/v1/events', async (request, reply) => {
     try {
       const wait = wantsWait((request.query as Record<string, unknown>).wait);
@@ -86,7 +95,7 @@ export async function streamingRoutes(app: FastifyInstance, deps: StreamingRoute
     } catch (err) {
       return reply.code(400).send({ error: (err as Error).message });
     }
-    if (request.headers.accept?.includes('text/event-stream')) return sendEvents(request, reply, deps.backend, stream, after);
+    if (request.headers.accept?.includes('text/event-stream')) return sendEvents(request, reply, deps.backend, stream, after, open);
     const records = await deps.backend.read(stream, after, limit);
     return { stream, records, next: records.at(-1)?.offset ?? after };
   });

@@ -35,9 +35,9 @@ export function rideRoute(models: ExampleModels, tag: string, tip: { required: b
   const queue = (name: string) => `${tag}-consumer-${name}`;
   return {
     consumers: [
-      { name: 'duration', model: models.duration, taskQueue: queue('duration'), features: 'ride', required: true, timeoutMs: 2_000, maxAttempts: 3 },
-      { name: 'fare', model: models.fare, taskQueue: queue('fare'), features: 'ride', required: true, timeoutMs: 2_000, maxAttempts: 3 },
-      { name: 'tip', model: models.tip, taskQueue: queue('tip'), features: 'ride', timeoutMs: 2_000, maxAttempts: tip.maxAttempts ?? 2, required: tip.required, waitMs: tip.waitMs },
+      { name: 'duration', model: models.duration, taskQueue: queue('duration'), features: 'ride', required: true, timeoutMs: 10_000, maxAttempts: 3 },
+      { name: 'fare', model: models.fare, taskQueue: queue('fare'), features: 'ride', required: true, timeoutMs: 10_000, maxAttempts: 3 },
+      { name: 'tip', model: models.tip, taskQueue: queue('tip'), features: 'ride', timeoutMs: 10_000, maxAttempts: tip.maxAttempts ?? 2, required: tip.required, waitMs: tip.waitMs },
     ],
     decision: {
       rules: [

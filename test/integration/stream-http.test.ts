@@ -19,7 +19,7 @@ let app: FastifyInstance;
 beforeAll(async () => {
   env = await openTestEnv();
   const models = await registerRideModels(env);
-  rig = await openStreamRig(env, (tag) => ({ ride_started: rideRoute(models, tag) }));
+  rig = await openStreamRig(env, (tag) => ({ ride_started: rideRoute(models, tag, { required: true }) }));
   app = Fastify();
   await app.register(async (child) => streamingRoutes(child, { client: env.client, taskQueue: rig.taskQueue, backend: rig.backend, waitMs: 30_000 }));
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -121,6 +121,20 @@ describe('GET /v1/streams/{name}', () => {
     const data = JSON.parse(event.split('data: ')[1]);
     expect(data.offset).toBeGreaterThan(head);
     expect(data.value.eventId).toBe(id);
+  });
+});
+
+describe('SSE and shutdown', () => {
+  it('closing the server ends open event streams instead of waiting for their clients', async () => {
+    const other = Fastify();
+    await other.register(async (child) => streamingRoutes(child, { client: env.client, taskQueue: rig.taskQueue, backend: rig.backend, waitMs: 1_000 }));
+    await other.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = other.server.address() as AddressInfo;
+    const response = await fetch(`http://127.0.0.1:${port}/v1/streams/predictions`, { headers: { accept: 'text/event-stream' } });
+    const reader = response.body!.getReader();
+    await reader.read();
+    await other.close();
+    for (;;) if ((await reader.read()).done) break;
   });
 });
 

@@ -17,7 +17,7 @@ const eventStreams: string[] = [];
 beforeAll(async () => {
   env = await openTestEnv();
   const models = await registerRideModels(env);
-  rig = await openStreamRig(env, (tag) => ({ ride_started: rideRoute(models, tag) }), { backend: 'nats' });
+  rig = await openStreamRig(env, (tag) => ({ ride_started: rideRoute(models, tag, { required: true }) }), { backend: 'nats' });
   nc = await connect({ servers: '127.0.0.1:4222' });
 });
 afterAll(async () => {
