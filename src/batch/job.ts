@@ -23,7 +23,14 @@ export function quoteTable(name: string): string {
 
 const ident = z.string().regex(IDENTIFIER, 'must be an SQL identifier (letters, digits, _)');
 const table = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/, 'must be a table name (schema.table or table)');
-const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO date or timestamp');
+/** YYYY-MM-DD, optionally with a time and a zone (UTC when absent), naming a real day. */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+const isoTime = z.string().refine((s) => {
+  const m = ISO_TIME.exec(s);
+  if (!m) return false;
+  const day = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return day.getUTCMonth() === Number(m[2]) - 1 && day.getUTCDate() === Number(m[3]) && !Number.isNaN(Date.parse(s.includes('T') || s.length === 10 ? s : s.replace(' ', 'T')));
+}, 'must be an ISO date or timestamp (YYYY-MM-DD[THH:MM[:SS][Z|±HH:MM]])');
 
 export const PERIODS = ['hour', 'day', 'month'] as const;
 export type Period = (typeof PERIODS)[number];

@@ -53,7 +53,12 @@ export class LoadedModel {
     if (accepted.length > 0) {
       const outputs = await this.session.run(feeds, [this.spec.output.name]);
       const values = readPredictions(this.spec, outputs);
-      for (let j = 0; j < accepted.length; j++) predictions[accepted[j]] = values[j];
+      for (let j = 0; j < accepted.length; j++) {
+        // A model can emit NaN or ±Infinity for odd inputs; that record gets an error, never a bogus number.
+        if (Number.isFinite(values[j])) predictions[accepted[j]] = values[j];
+        else errors.push({ index: accepted[j], field: this.spec.output.name, reason: `the model's output ${this.spec.output.name} is ${values[j]} for this record` });
+      }
+      errors.sort((a, b) => a.index - b.index);
     }
     return { predictions, errors };
   }

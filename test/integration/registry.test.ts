@@ -55,6 +55,16 @@ describe('registering models', () => {
     predictions.forEach((p, i) => expect(Math.abs(p! - expected.predictions[i])).toBeLessThan(1e-5));
   });
 
+  it('turns a non-finite model output into an error for that record only', async () => {
+    const name = uniqueName('plain_linear');
+    await registerModel(env.store, { name, bytes: fixture('plain_linear.onnx'), spec: json('plain_linear.spec.json'), maxBytes: 1 << 26 });
+    const huge = 3.4e38; // float32 overflows to ±Infinity in the matrix product
+    const { predictions, errors } = await (await cache.resolve(name)).predict([{ a: 1, b: 2, c: 3 }, { a: huge, b: huge, c: huge }]);
+    expect(Number.isFinite(predictions[0])).toBe(true);
+    expect(predictions[1]).toBeNull();
+    expect(errors).toEqual([{ index: 1, field: 'y', reason: expect.stringMatching(/^the model's output y is -?Infinity for this record$/) }]);
+  });
+
   it('rejects a corrupt file, and stores nothing', async () => {
     await expectRejected(uniqueName('corrupt'), fixture('corrupt.onnx'), undefined, /cannot load the file as an ONNX model/);
   });

@@ -67,3 +67,13 @@ describe('run statistics', () => {
     expect(mergeStats([])).toBeNull();
   });
 });
+
+describe('job windows are strict ISO dates', () => {
+  const job = (from: string) => ({ name: 'j', model: 'm', source: { table: 'rides' }, window: { from, to: '2030-01-01' } });
+  it.each(['2024-01-01', '2024-01-01T00:00:00Z', '2024-01-01T03:00', '2024-02-29T10:00:00.123+02:00', '2024-01-01 03:00:00'])('accepts %s', (from) => {
+    expect(() => parseJob(job(from))).not.toThrow();
+  });
+  it.each(['x"; DROP TABLE rides; -- 2024', '2024-02-30', '1', 'March 2024', '2024-13-01', '2024-01-01T25:00'])('rejects %s', (from) => {
+    expect(() => parseJob(job(from))).toThrow(/window.from/);
+  });
+});
