@@ -10,8 +10,12 @@ import type { ModelStore } from '../registry/store.ts';
 import { consumerQueues, loadRouting, RoutingError } from './routing.ts';
 import type { StreamingSettings } from './settings.ts';
 
-/** Predictions are short and mostly wait on I/O (the stream append): allow many at once. */
-const CONSUMER_CONCURRENCY = 200;
+/**
+ * Predictions are short and mostly wait on the stream append. More slots than this only queue
+ * work inside the process, where the wait counts against the attempt's timeout (and a timed
+ * out attempt is retried, adding load); beyond it, tasks wait in Temporal's queue instead.
+ */
+const CONSUMER_CONCURRENCY = 50;
 
 export interface StreamingWorkerDeps {
   connection: NativeConnection;
