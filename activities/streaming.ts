@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { loadConfig } from '../src/config.ts';
 import { describeValue } from '../src/registry/features.ts';
 import { ModelNotFoundError, type ModelVersion } from '../src/registry/store.ts';
+import { decisionsTotal, predictionsTotal } from '../src/streaming/metrics.ts';
 import { decide, rejection } from '../src/streaming/policy.ts';
 import { consumerTaskQueue, loadRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
 import { streamingSettings, type StreamingSettings } from '../src/streaming/settings.ts';
@@ -40,25 +41,40 @@ export interface PredictInput {
 export function createConsumerActivities({ models }: Pick<ActivityDeps, 'models'>, settings: StreamingSettings) {
   return {
     async predictForConsumer(input: PredictInput): Promise<PredictionRecord> {
-      const model = await models.get(input.model);
-      const { predictions, errors } = await model.predict([input.features]);
-      const prediction = predictions[0];
-      if (prediction === null || errors.length > 0) {
-        throw ApplicationFailure.nonRetryable(`${model.name}@${model.version} rejected the features: ${errors.map((e) => e.reason).join('; ')}`, 'FeatureError');
+      const labels = { consumer: input.consumer, model: input.model.name, version: String(input.model.version) };
+      try {
+        return await predictAndAppend(input, labels);
+      } catch (err) {
+        predictionsTotal.inc({ ...labels, status: 'error' });
+        throw err;
       }
-      const record: PredictionRecord = {
-        id: predictionRecordId(input.event.type, input.event.id, input.consumer),
-        eventId: input.event.id,
-        eventType: input.event.type,
-        consumer: input.consumer,
-        model: { name: model.name, version: model.version },
-        prediction,
-        time: new Date().toISOString(),
-      };
-      const stored = await (await settings.backend()).append('predictions', record.id, record);
-      return stored.value;
     },
   };
+
+  async function predictAndAppend(input: PredictInput, labels: { consumer: string; model: string; version: string }): Promise<PredictionRecord> {
+    const model = await models.get(input.model);
+    const { predictions, errors } = await model.predict([input.features]);
+    const prediction = predictions[0];
+    if (prediction === null || errors.length > 0) {
+      throw ApplicationFailure.nonRetryable(`${model.name}@${model.version} rejected the features: ${errors.map((e) => e.reason).join('; ')}`, 'FeatureError');
+    }
+    const record: PredictionRecord = {
+      id: predictionRecordId(input.event.type, input.event.id, input.consumer),
+      eventId: input.event.id,
+      eventType: input.event.type,
+      consumer: input.consumer,
+      model: { name: model.name, version: model.version },
+      prediction,
+      time: new Date().toISOString(),
+    };
+    const stored = await (await settings.backend()).append('predictions', record.id, record);
+    predictionsTotal.inc({ ...labels, status: stored.created ? 'ok' : 'duplicate' });
+    return stored.value;
+  }
+}
+
+function countDecision(decision: Decision, created: boolean): void {
+  if (created) decisionsTotal.inc({ event_type: decision.eventType, status: decision.status, action: decision.action ?? 'none' });
 }
 
 export function createStreamingActivities(deps: ActivityDeps, settings: StreamingSettings = streamingSettings(loadConfig().streaming, deps.pool)) {
@@ -116,6 +132,7 @@ export function createStreamingActivities(deps: ActivityDeps, settings: Streamin
       [event.type, event.id, JSON.stringify(event.payload), reasons.join('; ')],
     );
     const stored = await (await settings.backend()).append('decisions', `${event.type}:${event.id}`, rejection(event, reasons, new Date()));
+    countDecision(stored.value, stored.created);
     return { status: 'rejected', decision: stored.value };
   }
 
@@ -136,6 +153,7 @@ export function createStreamingActivities(deps: ActivityDeps, settings: Streamin
     async decideEvent(input: { event: EventRef; policy: DecisionPolicy; outcomes: ConsumerOutcome[] }): Promise<Decision> {
       const decision = decide(input.event, input.policy, input.outcomes, new Date());
       const stored = await (await settings.backend()).append('decisions', decision.id, decision);
+      countDecision(stored.value, stored.created);
       return stored.value;
     },
 

@@ -5,13 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emitEvent } from '../../src/streaming/emit.ts';
 import type { Decision, PredictionRecord } from '../../src/streaming/types.ts';
 import { openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
-import { inParallel, openStreamRig, readAll, registerRideModels, ride, rideRoute, type StreamTestRig } from './stream-env.ts';
+import { inParallel, openStreamRig, readAll, registerRideModels, ride, rideRoute, type ExampleModels, type StreamTestRig } from './stream-env.ts';
+import { decisionsTotal, predictionsTotal } from '../../src/streaming/metrics.ts';
 
 let env: TestEnv;
 let rig: StreamTestRig;
+let models: ExampleModels;
 beforeAll(async () => {
   env = await openTestEnv();
-  const models = await registerRideModels(env);
+  models = await registerRideModels(env);
   // Every consumer required: the counts below must not depend on how loaded the machine is.
   rig = await openStreamRig(env, (tag) => ({ ride_started: rideRoute(models, tag, { required: true }) }));
 });
@@ -43,6 +45,12 @@ describe('ride_started fan-out', () => {
     }
     expect((await readAll(rig.backend, 'decisions')).length).toBe(1_000);
     expect((await readAll(rig.backend, 'predictions')).length).toBe(3_000);
+
+    // The Prometheus counters saw each prediction and decision once (this run's models only).
+    const predicted = (await predictionsTotal.get()).values.filter((v) => v.labels.status === 'ok' && String(v.labels.model).startsWith(models.duration.split('@')[0]));
+    expect(predicted.reduce((n, v) => n + v.value, 0)).toBe(1_000);
+    const decided = (await decisionsTotal.get()).values.filter((v) => v.labels.event_type === 'ride_started' && v.labels.status === 'decided');
+    expect(decided.reduce((n, v) => n + v.value, 0)).toBe(1_000);
   });
 
   it('dead-letters an invalid event with a clear reason; the events around it are decided', async () => {
