@@ -10,6 +10,7 @@ import { parseJob, type BatchJobInput } from '../src/batch/job.ts';
 import { finalizeRun, planRun, scoreChunk } from '../src/batch/scorer.ts';
 import { ModelCache } from '../src/registry/runtime.ts';
 import { seedRides } from '../src/rides/seed.ts';
+import { freePort } from '../src/stack/ports.ts';
 import { openBenchStack, parseFlag, peakRssMiB, registerBenchModel, spawnWorker, stopProcess, type BenchStack } from './support.ts';
 
 const rows = parseFlag('rows', 1_000_000);
@@ -48,10 +49,25 @@ async function floorRun(stack: BenchStack, models: ModelCache, model: string, ta
 }
 
 /** (a): a worker process and a workflow; returns seconds and the worker's peak RSS. */
-async function temporalRun(stack: BenchStack, model: string, table: string): Promise<{ seconds: number; rssMiB: number }> {
+/** Where the worker's memory is at the end of a run (V8 heap, buffers outside it), from its /metrics. */
+async function workerMemory(port: number): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const mib = (name: string) => (Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20).toFixed(0);
+  return `heap used ${mib('mldeploy_process_nodejs_heap_size_used_bytes')} / total ${mib('mldeploy_process_nodejs_heap_size_total_bytes')} MiB, external ${mib('mldeploy_process_nodejs_external_memory_bytes')} MiB`;
+}
+
+async function temporalRun(stack: BenchStack, model: string, table: string): Promise<{ seconds: number; rssMiB: number; memory: string }> {
   const taskQueue = `bench-${table}-${Date.now()}`;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-bench-worker-'));
-  const worker = await spawnWorker({ TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl, MLDEPLOY_TASK_QUEUE: taskQueue, MLDEPLOY_DATA_DIR: dataDir });
+  const metricsPort = await freePort();
+  const worker = await spawnWorker({
+    TEMPORAL_ADDRESS: stack.temporalAddress,
+    DATABASE_URL: stack.databaseUrl,
+    MLDEPLOY_TASK_QUEUE: taskQueue,
+    MLDEPLOY_DATA_DIR: dataDir,
+    MLDEPLOY_WORKER_METRICS_PORT: String(metricsPort),
+    MLDEPLOY_SDK_METRICS_PORT: '0',
+  });
   try {
     const started = performance.now();
     const handle = await startBatchRun(stack.client, taskQueue, jobFor(model, table, `temporal-${table}-${Date.now()}`));
@@ -59,7 +75,7 @@ async function temporalRun(stack: BenchStack, model: string, table: string): Pro
     const seconds = (performance.now() - started) / 1000;
     const expected = Number((await stack.pool.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
     if (summary.rowsScored !== expected) throw new Error(`Temporal run scored ${summary.rowsScored} of ${expected}`);
-    return { seconds, rssMiB: peakRssMiB(worker.pid!) };
+    return { seconds, rssMiB: peakRssMiB(worker.pid!), memory: await workerMemory(metricsPort) };
   } finally {
     await stopProcess(worker);
   }
@@ -86,6 +102,7 @@ try {
   ]);
   console.log(`time ratio a/b: ${(full.seconds / floorSeconds).toFixed(2)}  (target ≤ 1.5)`);
   console.log(`throughput (a): ${rate(full.seconds)} rows/s  (target ≥ 100000)`);
+  console.log(`worker memory at the end: 100k run: ${small.memory}; ${rows} run: ${full.memory}`);
   console.log(`worker peak RSS: ${small.rssMiB.toFixed(0)} MiB at 100k rows, ${full.rssMiB.toFixed(0)} MiB at ${rows} rows, ratio ${(full.rssMiB / small.rssMiB).toFixed(2)}  (target ≤ 1.3)`);
 } finally {
   await models.release();

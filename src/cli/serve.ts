@@ -7,6 +7,8 @@ import { ModelCache } from '../registry/runtime.ts';
 import { ModelStore } from '../registry/store.ts';
 import { buildServer, type RoutePlugin } from '../serve/server.ts';
 import { UsageError } from './context.ts';
+import { streamingRoutes } from '../streaming/http.ts';
+import { closeStreamBackends, streamingSettings } from '../streaming/settings.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -25,7 +27,8 @@ export async function startWebService(
   const store = new ModelStore(stack.pool);
   const models = opts.models ?? new ModelCache(store, stack.config.modelThreads);
   const config = { ...stack.config.serve, host: opts.host ?? stack.config.serve.host, port: opts.port ?? stack.config.serve.port };
-  const app = await buildServer({ pool: stack.pool, store, models, config, plugins: opts.plugins });
+  const plugins = [...(opts.plugins ?? []), ...(stack.temporal ? [await eventRoutes(stack)] : [])];
+  const app = await buildServer({ pool: stack.pool, store, models, config, plugins });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -38,6 +41,14 @@ export async function startWebService(
       if (!opts.models) await models.release();
     },
   };
+}
+
+/** POST /v1/events and GET /v1/streams/…: events start fan-out workflows on the stack's Temporal. */
+async function eventRoutes(stack: Stack): Promise<RoutePlugin> {
+  const client = await stack.client();
+  const backend = await streamingSettings(stack.config.streaming, stack.pool).backend();
+  const deps = { client, taskQueue: stack.config.taskQueue, backend, waitMs: stack.config.streaming.waitMs };
+  return (app) => streamingRoutes(app, deps);
 }
 
 /** One request to POST /predict with the course's example ride, as a line to print. */
@@ -67,17 +78,18 @@ function untilSignal(): Promise<NodeJS.Signals> {
 export function serveCommand(program: Command): void {
   program
     .command('serve')
-    .description('run the online web service (POST /predict, /v1, Open Inference Protocol v2) until SIGINT or SIGTERM')
+    .description('run the online web service (POST /predict, /v1 models, events and streams, Open Inference Protocol v2) until SIGINT or SIGTERM')
     .option('--port <port>', 'port to listen on (default: MLDEPLOY_SERVE_PORT, 9696)', portNumber)
     .option('--host <host>', 'address to listen on (default: MLDEPLOY_SERVE_HOST, 127.0.0.1)')
     .action(async (opts: { port?: number; host?: string }) => {
-      const stack = await openStack(loadConfig(), { temporal: false });
+      const stack = await openStack(loadConfig(), { temporal: true });
       try {
         const service = await startWebService(stack, opts);
         say(`web service on ${service.url} (docs ${service.url}/docs); default model ${stack.config.serve.defaultModel}`);
         const signal = await untilSignal();
         say(`${signal}: finishing in-flight requests…`);
         await service.close();
+        await closeStreamBackends();
       } finally {
         await stack.close();
       }

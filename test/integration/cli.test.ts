@@ -137,6 +137,14 @@ describe('mldeploy dev --once', () => {
       expect(listed.code).toBe(0);
       expect(listed.stdout).toMatch(/trip-duration@1/);
       expect(fs.readdirSync(path.join(own, 'postgres')).includes('postmaster.pid')).toBe(true);
+      // The web service takes events, and the fan-out runs on dev's workers.
+      const answer = await fetch(`http://127.0.0.1:${devEnv.MLDEPLOY_SERVE_PORT}/v1/events?wait=true`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'ride_started', id: 'cli-256', payload: { ride: { PULocationID: 130, DOLocationID: 205, trip_distance: 3.66 }, ride_id: 256 } }),
+      });
+      expect(answer.status).toBe(200);
+      expect(JSON.stringify(await answer.json())).toMatch(/"status":"decided"/);
       dev.kill('SIGINT');
       expect(await exited).toBe(0);
       expect(fs.existsSync(path.join(own, 'stack.json'))).toBe(false);
