@@ -109,6 +109,15 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
 
   const reader = await pool.connect();
   const writer = await pool.connect();
+  // A cursor read on a connection that dies in between never settles: turn the loss of
+  // either connection into an error, so the chunk fails (and is retried) instead of hanging
+  // with its pool clients.
+  let onLost: (err?: Error) => void = () => {};
+  const connectionLost = new Promise<never>((_, reject) => {
+    onLost = (err?: Error) => reject(err ?? new Error('the database connection closed'));
+  });
+  connectionLost.catch(() => {});
+  for (const client of [reader, writer]) client.once('error', onLost).once('end', onLost);
   let failed = false;
   try {
     const cursor = reader.query(
@@ -128,7 +137,7 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
     const rejectedLines: string[] = [];
     let read = 0;
     for (;;) {
-      const batch: Record<string, unknown>[] = await cursor.read(SUB_BATCH);
+      const batch: Record<string, unknown>[] = await Promise.race([cursor.read(SUB_BATCH), connectionLost]);
       if (batch.length === 0) break;
       read += batch.length;
       const inferenceDone = startInferenceTimer(ctx.model);
@@ -168,6 +177,7 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
     failed = true;
     throw err;
   } finally {
+    for (const client of [reader, writer]) client.removeListener('error', onLost).removeListener('end', onLost);
     // A connection that failed mid-COPY or mid-transaction is discarded, not reused.
     reader.release(failed);
     writer.release(failed);

