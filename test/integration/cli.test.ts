@@ -84,21 +84,28 @@ describe('mldeploy models and predict', () => {
   });
 });
 
+/** Nothing configured, as on a fresh machine, in a data folder of its own and on free ports. */
+async function embeddedDefaults(dataDir: string) {
+  return {
+    DATABASE_URL: '',
+    TEMPORAL_ADDRESS: '',
+    MLDEPLOY_DATA_DIR: dataDir,
+    MLDEPLOY_TEMPORAL_PORT: String(await freePort()),
+    MLDEPLOY_UI_PORT: String(await freePort()),
+    MLDEPLOY_SERVE_PORT: String(await freePort()),
+    MLDEPLOY_WORKER_METRICS_PORT: '0',
+    MLDEPLOY_SDK_METRICS_PORT: '0',
+    // The Temporal CLI the test setup already found or installed.
+    TEMPORAL_CLI_PATH: inject('temporalCli'),
+  };
+}
+
 describe('mldeploy dev --once', () => {
   it('starts its own stack on embedded defaults, runs the demo and exits 0', async () => {
     const own = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-dev-'));
     fs.chmodSync(own, 0o755);
     try {
-      const result = await mldeploy(['dev', '--once'], {
-        DATABASE_URL: '',
-        TEMPORAL_ADDRESS: '',
-        MLDEPLOY_DATA_DIR: own,
-        MLDEPLOY_TEMPORAL_PORT: String(await freePort()),
-        MLDEPLOY_UI_PORT: String(await freePort()),
-        MLDEPLOY_SERVE_PORT: String(await freePort()),
-        // The Temporal CLI the test setup already found or installed.
-        TEMPORAL_CLI_PATH: inject('temporalCli'),
-      });
+      const result = await mldeploy(['dev', '--once'], await embeddedDefaults(own));
       expect(result.stderr).not.toMatch(/error/i);
       expect(result.code).toBe(0);
       expect(result.stdout).toMatch(/Web UI: +http:\/\/localhost:\d+/);
@@ -112,17 +119,7 @@ describe('mldeploy dev --once', () => {
   it('stays up, lends its stack to other commands, and stops cleanly on Ctrl-C', async () => {
     const own = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-dev-'));
     fs.chmodSync(own, 0o755);
-    const devEnv = {
-      DATABASE_URL: '',
-      TEMPORAL_ADDRESS: '',
-      MLDEPLOY_DATA_DIR: own,
-      MLDEPLOY_TEMPORAL_PORT: String(await freePort()),
-      MLDEPLOY_UI_PORT: String(await freePort()),
-      MLDEPLOY_SERVE_PORT: String(await freePort()),
-      MLDEPLOY_WORKER_METRICS_PORT: '0',
-      MLDEPLOY_SDK_METRICS_PORT: '0',
-      TEMPORAL_CLI_PATH: inject('temporalCli'),
-    };
+    const devEnv = await embeddedDefaults(own);
     const dev = spawn(process.execPath, ['bin/mldeploy.js', 'dev'], { env: { ...process.env, ...devEnv, MLDEPLOY_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => dev.once('exit', (code) => resolve(code)));
     try {
