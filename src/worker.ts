@@ -8,7 +8,7 @@ import type { Stack } from './stack/stack.ts';
 import { ModelCache } from './registry/runtime.ts';
 import { ModelStore } from './registry/store.ts';
 import { streamingSettings } from './streaming/settings.ts';
-import { createConsumerWorkers, selectConsumerQueues } from './streaming/workers.ts';
+import { createConsumerWorkers, EVENT_WORKFLOW_TUNING, selectConsumerQueues } from './streaming/workers.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -30,6 +30,8 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     taskQueue: opts.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
     activities: createActivities({ pool: opts.pool, store, models }),
+    // The main queue runs every event's fan-out workflow as well as the batch runs.
+    ...EVENT_WORKFLOW_TUNING,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 8,
     // Let in-flight chunks finish on SIGTERM; a chunk that does not is retried elsewhere.
     shutdownGraceTime: '30 seconds',

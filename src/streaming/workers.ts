@@ -17,6 +17,17 @@ import type { StreamingSettings } from './settings.ts';
  */
 const CONSUMER_CONCURRENCY = 50;
 
+/** How a worker that runs the fan-out workflow polls and caches (`mldeploy worker` uses it too). */
+export const EVENT_WORKFLOW_TUNING = {
+  maxConcurrentWorkflowTaskExecutions: 50,
+  // Every event is a new workflow whose first task comes from the normal (non-sticky) queue:
+  // poll it as much as the sticky one, or new events queue behind two pollers.
+  maxConcurrentWorkflowTaskPolls: 20,
+  nonStickyToStickyPollRatio: 1,
+  maxConcurrentLocalActivityExecutions: 200,
+  maxCachedWorkflows: 2_000,
+} satisfies Partial<WorkerOptions>;
+
 export interface StreamingWorkerDeps {
   connection: NativeConnection;
   namespace: string;
@@ -66,14 +77,8 @@ export async function createEventWorker(
     taskQueue,
     ...workflows,
     activities: createStreamingActivities(deps, deps.settings),
-    maxConcurrentWorkflowTaskExecutions: 50,
-    // Every event is a new workflow whose first task comes from the normal (non-sticky) queue:
-    // poll it as much as the sticky one, or new events queue behind two pollers.
-    maxConcurrentWorkflowTaskPolls: 20,
-    nonStickyToStickyPollRatio: 1,
-    maxConcurrentLocalActivityExecutions: 200,
+    ...EVENT_WORKFLOW_TUNING,
     maxConcurrentActivityTaskExecutions: 50,
-    maxCachedWorkflows: 2_000,
     shutdownGraceTime: '10 seconds',
     ...tuning,
   });
