@@ -1,7 +1,8 @@
 // Streaming fan-out benchmark: ride_started events at fixed arrival rates (open loop: an
 // event is emitted on schedule whether or not earlier ones are done), each waited on for its
-// decision. Reports the sustained rate, event→decision latency and backlog growth, beside a
-// floor: the same three model calls and the decision in-process, without Temporal.
+// decision. Reports the sustained rate, event→decision latency, backlog growth and the CPU
+// time each event costs (the dev server's and this process's), beside a floor: the same three
+// model calls and the decision in-process, without Temporal.
 //
 //   npm run bench:stream -- [--seconds 60] [--rates 20,50,100]
 //
@@ -20,6 +21,7 @@ import { ModelStore } from '../src/registry/store.ts';
 import { openStack, externalTemporal } from '../src/stack/stack.ts';
 import { startDevServer } from '../src/stack/temporal-server.ts';
 import { freePort } from '../src/stack/ports.ts';
+import { peakRssMiB } from './support.ts';
 import { decide } from '../src/streaming/policy.ts';
 import { loadRouting, type Routing } from '../src/streaming/routing.ts';
 import { streamingSettings } from '../src/streaming/settings.ts';
@@ -48,6 +50,12 @@ function ride(i: number) {
   return { PULocationID: 1 + (i % 260), DOLocationID: 1 + ((i * 7) % 260), trip_distance: 0.5 + (i % 40) * 0.7 };
 }
 
+/** CPU seconds a process has used so far (user + system), from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Slope (per second) of a least-squares line through (t, y) samples. */
 function slope(samples: Array<[number, number]>): number {
   const n = samples.length;
@@ -70,6 +78,8 @@ const target = server ? { connectionOptions: { address: server.address }, namesp
 const connection = await Connection.connect(target.connectionOptions as Parameters<typeof Connection.connect>[0]);
 const client = new Client({ connection, namespace: target.namespace });
 const native = await NativeConnection.connect(target.connectionOptions as Parameters<typeof NativeConnection.connect>[0]);
+// The workers below run in this process on `native`, as under `mldeploy dev`: start eagerly through it.
+const eagerClient = new Client({ connection: native, namespace: target.namespace });
 
 // The shipped routing, on task queues and streams of this run only.
 const tag = `bench-${Date.now().toString(36)}`;
@@ -116,6 +126,7 @@ async function atRate(rate: number, label: string) {
   let failed = 0;
   const backlog: Array<[number, number]> = [];
   const pending: Promise<void>[] = [];
+  const cpuBefore = { server: server?.pid ? cpuSeconds(server.pid) : NaN, bench: cpuSeconds(process.pid) };
   const t0 = performance.now();
   const sampler = setInterval(() => backlog.push([(performance.now() - t0) / 1000, pending.length - done - failed]), 250);
   for (let i = 0; i < total; i++) {
@@ -127,7 +138,7 @@ async function atRate(rate: number, label: string) {
     pending.push(
       (async () => {
         try {
-          const r = await emitEvent(client, { id, type: 'ride_started', payload: { ride: ride(i), ride_id: i } }, { taskQueue, wait: true, waitMs: 120_000 });
+          const r = await emitEvent(client, { id, type: 'ride_started', payload: { ride: ride(i), ride_id: i } }, { taskQueue, wait: true, waitMs: 120_000, eagerClient });
           if (r.status !== 'done') throw new Error(`event ${id}: no decision in 120 s`);
           latencies.push(performance.now() - sent);
           done++;
@@ -143,8 +154,11 @@ async function atRate(rate: number, label: string) {
   clearInterval(sampler);
   const elapsed = (performance.now() - t0) / 1000;
   latencies.sort((a, b) => a - b);
+  const cpuMsPerEvent = (pid: number | undefined, before: number) => (pid ? ((cpuSeconds(pid) - before) * 1000) / total : NaN);
   return {
     rate,
+    serverCpuMs: cpuMsPerEvent(server?.pid, cpuBefore.server),
+    processCpuMs: cpuMsPerEvent(process.pid, cpuBefore.bench),
     sustained: done / elapsed,
     p50: percentile(latencies, 50),
     p95: percentile(latencies, 95),
@@ -167,10 +181,12 @@ for (const rate of rates) {
   say(
     `${rate} events/s for ${seconds} s: sustained ${r.sustained.toFixed(1)} events/s, latency p50 ${r.p50.toFixed(0)} ms (${(r.p50 / f.p50).toFixed(0)}x floor), ` +
       `p95 ${r.p95.toFixed(0)} ms (${(r.p95 / f.p95).toFixed(0)}x), p99 ${r.p99.toFixed(0)} ms (${(r.p99 / f.p99).toFixed(0)}x), ` +
-      `backlog ${r.backlogSlope >= 0 ? '+' : ''}${r.backlogSlope.toFixed(2)} events/s (${r.backlogAtEnd} waiting when arrivals stopped), failed ${r.failed} → ${holds ? 'holds' : 'does not hold'}`,
+      `backlog ${r.backlogSlope >= 0 ? '+' : ''}${r.backlogSlope.toFixed(2)} events/s (${r.backlogAtEnd} waiting when arrivals stopped), failed ${r.failed}; ` +
+      `CPU per event: Temporal server ${r.serverCpuMs.toFixed(1)} ms, this process (workers + load generator) ${r.processCpuMs.toFixed(1)} ms → ${holds ? 'holds' : 'does not hold'}`,
   );
 }
 const held = results.filter((r) => r.p95 < 250 && r.failed === 0 && r.backlogSlope < 0.5 && r.sustained >= r.rate * 0.95).map((r) => r.rate);
+if (server?.pid) say(`Temporal dev server peak RSS: ${peakRssMiB(server.pid).toFixed(0)} MiB`);
 say(`highest rate that holds (p95 < 250 ms, no backlog growth): ${held.length ? `${Math.max(...held)} events/s` : 'none of those tried'}`);
 
 for (const w of workers) w.shutdown();

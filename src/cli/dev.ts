@@ -1,5 +1,6 @@
 // `mldeploy dev` (the whole local stack plus the demo) and `mldeploy worker`.
 import type { Command } from 'commander';
+import { Client } from '@temporalio/client';
 import { loadConfig } from '../config.ts';
 import { openStack, type Stack } from '../stack/stack.ts';
 import { ModelStore } from '../registry/store.ts';
@@ -65,7 +66,9 @@ export function devCommand(program: Command): void {
         await runDemo(stack);
         say(await demoEvent(await stack.client(), config.taskQueue, config.streaming.waitMs));
         // --once picks a free port, so it never collides with a running service.
-        web = await startWebService(stack, { models, port: opts.once ? 0 : undefined });
+        // The worker polls the main queue in this process: events posted here start on it eagerly.
+        const eagerClient = new Client({ connection: await stack.nativeConnection(), namespace: stack.temporal!.namespace });
+        web = await startWebService(stack, { models, port: opts.once ? 0 : undefined, eagerClient });
         say(`Web service: ${web.url} (docs ${web.url}/docs)`);
         say(`  ${await demoPrediction(web.url, config.serve.apiToken)}`);
         if (!opts.once) {

@@ -1,5 +1,6 @@
 // `mldeploy serve`: the online web service on its own, and the start-up shared with `mldeploy dev`.
 import type { Command } from 'commander';
+import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../config.ts';
 import { openStack, type Stack } from '../stack/stack.ts';
@@ -19,15 +20,22 @@ export interface WebService {
   close(): Promise<void>;
 }
 
-/** Builds and starts the web service on a stack; `models` shares a worker's model cache. */
-export async function startWebService(
-  stack: Stack,
-  opts: { host?: string; port?: number; models?: ModelCache; plugins?: RoutePlugin[] } = {},
-): Promise<WebService> {
+export interface WebServiceOptions {
+  host?: string;
+  port?: number;
+  /** A worker's model cache, shared when the worker runs in this process. */
+  models?: ModelCache;
+  plugins?: RoutePlugin[];
+  /** A client on the NativeConnection of a worker in this process that polls the main task queue: events start eagerly on it. */
+  eagerClient?: Client;
+}
+
+/** Builds and starts the web service on a stack. */
+export async function startWebService(stack: Stack, opts: WebServiceOptions = {}): Promise<WebService> {
   const store = new ModelStore(stack.pool);
   const models = opts.models ?? new ModelCache(store, stack.config.modelThreads);
   const config = { ...stack.config.serve, host: opts.host ?? stack.config.serve.host, port: opts.port ?? stack.config.serve.port };
-  const plugins = [...(opts.plugins ?? []), ...(stack.temporal ? [await eventRoutes(stack)] : [])];
+  const plugins = [...(opts.plugins ?? []), ...(stack.temporal ? [await eventRoutes(stack, opts.eagerClient)] : [])];
   const app = await buildServer({ pool: stack.pool, store, models, config, plugins });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
@@ -44,10 +52,10 @@ export async function startWebService(
 }
 
 /** POST /v1/events and GET /v1/streams/…: events start fan-out workflows on the stack's Temporal. */
-async function eventRoutes(stack: Stack): Promise<RoutePlugin> {
+async function eventRoutes(stack: Stack, eagerClient?: Client): Promise<RoutePlugin> {
   const client = await stack.client();
   const backend = await streamingSettings(stack.config.streaming, stack.pool).backend();
-  const deps = { client, taskQueue: stack.config.taskQueue, backend, waitMs: stack.config.streaming.waitMs };
+  const deps = { client, eagerClient, taskQueue: stack.config.taskQueue, backend, waitMs: stack.config.streaming.waitMs };
   return (app) => streamingRoutes(app, deps);
 }
 

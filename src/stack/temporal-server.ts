@@ -15,6 +15,8 @@ export interface RunningTemporal {
   uiUrl?: string;
   /** The CLI binary that runs it (undefined when the SDK downloaded its own). */
   binary?: string;
+  /** The server's process id, when mldeploy spawned it (benchmarks read its CPU time). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -69,6 +71,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningTem
     address,
     uiUrl: opts.uiPort > 0 ? `http://localhost:${opts.uiPort}` : undefined,
     binary,
+    pid: child.pid,
     stop: () => stopChild(child),
   };
 }

@@ -14,6 +14,13 @@ export interface EmitOptions {
   /** Wait for the decision (bounded by waitMs). */
   wait?: boolean;
   waitMs?: number;
+  /**
+   * A client on the NativeConnection of a worker in this process that polls taskQueue. Starts
+   * go through it with eager start: the server hands the first workflow task straight to that
+   * worker, saving a trip through its task queue. Waiting still uses `client`, so that
+   * long-polls for results never crowd the worker's own connection.
+   */
+  eagerClient?: Client;
 }
 
 export type EmitResult =
@@ -23,11 +30,15 @@ export type EmitResult =
 
 export type EventHandle = WorkflowHandle<typeof eventFanout>;
 
+/** A handle on `client`; eagerlyStarted tells whether this call started the workflow on a worker in this process. */
+export type StartedEvent = EventHandle & { eagerlyStarted: boolean };
+
 /** Starts the event's workflow, or finds the one already started for the same type and id. */
-export async function startEvent(client: Client, event: StreamEvent, taskQueue: string): Promise<EventHandle> {
+export async function startEvent(client: Client, event: StreamEvent, taskQueue: string, eagerClient?: Client): Promise<StartedEvent> {
   const workflowId = eventWorkflowId(event.type, event.id);
+  let eagerlyStarted = false;
   try {
-    return await client.workflow.start<typeof eventFanout>('eventFanout', {
+    const started = await (eagerClient ?? client).workflow.start<typeof eventFanout>('eventFanout', {
       workflowId,
       taskQueue,
       args: [event],
@@ -35,11 +46,13 @@ export async function startEvent(client: Client, event: StreamEvent, taskQueue: 
       // A completed event is never processed again; one that failed or was terminated may be.
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       typedSearchAttributes: [{ key: EVENT_TYPE, value: event.type }],
+      requestEagerStart: eagerClient !== undefined,
     });
+    eagerlyStarted = started.eagerlyStarted;
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle<typeof eventFanout>(workflowId);
-    throw err;
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
+  return Object.assign(client.workflow.getHandle<typeof eventFanout>(workflowId), { eagerlyStarted });
 }
 
 /** Waits up to waitMs for the decision; undefined when it is not there yet. */
@@ -58,7 +71,7 @@ export async function awaitDecision(client: Client, handle: EventHandle, waitMs:
 
 export async function emitEvent(client: Client, input: EmitInput | StreamEvent, options: EmitOptions): Promise<EmitResult> {
   const event = parseEvent(input);
-  const handle = await startEvent(client, event, options.taskQueue);
+  const handle = await startEvent(client, event, options.taskQueue, options.eagerClient);
   const base = { eventId: event.id, type: event.type, workflowId: handle.workflowId };
   if (!options.wait) return { status: 'accepted', ...base };
   const waitMs = options.waitMs ?? 10_000;

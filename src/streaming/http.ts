@@ -13,6 +13,8 @@ import { STREAM_NAMES, type StreamName } from './types.ts';
 
 export interface StreamingRouteDeps {
   client: Client;
+  /** Set when a worker in this process polls taskQueue: events start eagerly on it (see EmitOptions). */
+  eagerClient?: Client;
   /** The main task queue, where the fan-out workflow runs. */
   taskQueue: string;
   backend: StreamBackend;
@@ -73,7 +75,7 @@ export async function streamingRoutes(app: FastifyInstance, deps: StreamingRoute
   app.post('/v1/events', async (request, reply) => {
     try {
       const wait = wantsWait((request.query as Record<string, unknown>).wait);
-      const result = await emitEvent(deps.client, request.body as never, { taskQueue: deps.taskQueue, wait, waitMs: deps.waitMs });
+      const result = await emitEvent(deps.client, request.body as never, { taskQueue: deps.taskQueue, wait, waitMs: deps.waitMs, eagerClient: deps.eagerClient });
       return reply.code(result.status === 'done' ? 200 : 202).send(result);
     } catch (err) {
       if (err instanceof EventError) return reply.code(400).send({ error: err.message });

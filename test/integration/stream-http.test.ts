@@ -6,7 +6,9 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredRecord } from '../../src/streaming/backend.ts';
-import { emitEvent } from '../../src/streaming/emit.ts';
+import { Client } from '@temporalio/client';
+import { emitEvent, startEvent } from '../../src/streaming/emit.ts';
+import { parseEvent } from '../../src/streaming/event.ts';
 import { streamingRoutes } from '../../src/streaming/http.ts';
 import { subscribe } from '../../src/streaming/subscriber.ts';
 import type { Decision } from '../../src/streaming/types.ts';
@@ -42,6 +44,22 @@ describe('POST /v1/events', () => {
     expect(Object.keys(result.decision.predictions).sort()).toEqual(['duration', 'fare', 'tip']);
     const again = await app.inject({ method: 'POST', url: '/v1/events?wait=true', payload: body });
     expect(again.json()).toEqual(result);
+  });
+
+  it('starts eagerly on the worker in this process when given a client on its connection, and still processes an id once', async () => {
+    const eagerClient = new Client({ connection: env.connection });
+    const event = parseEvent({ id: uniqueName('eager'), type: 'ride_started', payload: { ride: ride(3) } });
+    const first = await startEvent(env.client, event, rig.taskQueue, eagerClient);
+    expect(first.eagerlyStarted).toBe(true);
+    const decision = await first.result();
+    expect(decision).toMatchObject({ eventId: event.id, status: 'decided', missing: [] });
+    const again = await startEvent(env.client, event, rig.taskQueue, eagerClient);
+    expect(again.eagerlyStarted).toBe(false);
+    expect(await again.result()).toEqual(decision);
+    // Without a worker behind the connection for that queue, the server falls back to its task queue.
+    const elsewhere = await startEvent(env.client, parseEvent({ id: uniqueName('eager'), type: 'ride_started', payload: { ride: ride(4) } }), uniqueName('no-local-worker'), eagerClient);
+    expect(elsewhere.eagerlyStarted).toBe(false);
+    await elsewhere.terminate('test over');
   });
 
   it('without wait, accepts at once (202) with the workflow id; a generated id when none is given', async () => {
