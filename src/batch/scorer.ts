@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
 import Cursor from 'pg-cursor';
+import pg from 'pg';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Pool } from '../db/pool.ts';
@@ -29,6 +30,20 @@ export interface ChunkCounts {
 
 /** Which process scored a chunk (visible in batch_chunks.scored_by). */
 const SCORER_IDENTITY = `${os.hostname()}:${process.pid}`;
+
+/**
+ * How the chunk's cursor parses column values: as pg does, except timestamps, which stay the
+ * database's text (UTC sessions, no zone suffix for timestamp without time zone). They go
+ * back into COPY as they came, and a Date per row is garbage that outlives the sub-batch.
+ */
+const ROW_TYPES = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === TIMESTAMP_OID || oid === TIMESTAMPTZ_OID) return (value: string) => value;
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+const TIMESTAMP_OID = 1114;
+const TIMESTAMPTZ_OID = 1184;
 
 /** Rows are mapped and scored in sub-batches this size, yielding to the event loop between them. */
 const SUB_BATCH = 8192;
@@ -121,7 +136,7 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
   let failed = false;
   try {
     const cursor = reader.query(
-      new Cursor(`SELECT ${sourceColumns(job, model).map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN $1 AND $2 AND ${ts} >= $3 AND ${ts} < $4`, [lo, hi, window.from, window.to]),
+      new Cursor(`SELECT ${sourceColumns(job, model).map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN $1 AND $2 AND ${ts} >= $3 AND ${ts} < $4`, [lo, hi, window.from, window.to], { types: ROW_TYPES }),
     );
     await writer.query('BEGIN');
     await writer.query(`DELETE FROM ${target} WHERE job = $1 AND entity_id BETWEEN $2 AND $3 AND event_time >= $4 AND event_time < $5`, range);

@@ -52,15 +52,22 @@ function missing(field: string, value: unknown): never {
   throw new FieldError(field, value === undefined ? 'is missing' : 'is null');
 }
 
+/**
+ * ISO 8601 or PostgreSQL's text form. A time without a zone is UTC, as database timestamps are
+ * stored; PostgreSQL writes a whole-hour zone as +HH, which Date does not read.
+ */
+function parseTimestampText(value: string): Date {
+  const iso = value.replace(' ', 'T');
+  if (!iso.includes('T')) return new Date(iso);
+  if (/(?:Z|[+-]\d\d(?::?\d\d)?)$/.test(iso)) return new Date(iso.replace(/([+-]\d\d)$/, '$1:00'));
+  return new Date(`${iso}Z`);
+}
+
 function toTimestamp(field: string, value: unknown): Date {
   if (value === null || value === undefined) missing(field, value);
   let date: Date | undefined;
   if (value instanceof Date) date = value;
-  else if (typeof value === 'string') {
-    // A timestamp without a zone is UTC, as database timestamps are stored.
-    const iso = /(?:Z|[+-]\d\d:?\d\d)$/.test(value) ? value : `${value.replace(' ', 'T')}Z`;
-    date = new Date(iso);
-  } else if (typeof value === 'number' && Number.isFinite(value)) date = new Date(value);
+  else if (typeof value === 'string') date = parseTimestampText(value); else if (typeof value === 'number' && Number.isFinite(value)) date = new Date(value);
   if (!date || Number.isNaN(date.getTime())) throw new FieldError(field, `must be a timestamp, got ${describeValue(value)}`);
   return date;
 }

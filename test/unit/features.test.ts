@@ -108,9 +108,10 @@ describe('FeatureMapper', () => {
       { t: '2024-01-01 13:05:00' }, // a Monday
       { t: new Date('2024-01-07T23:59:59Z') }, // a Sunday
       { t: '2024-01-03T01:00:00+02:00' },
+      { t: '2024-01-03 01:00:00.25-03' }, // PostgreSQL's text for timestamptz
       { t: 'yesterday' },
     ]);
-    expect(Array.from(feeds.hw.data as BigInt64Array)).toEqual([13n, 0n, 23n, 6n, 23n, 1n]);
+    expect(Array.from(feeds.hw.data as BigInt64Array)).toEqual([13n, 0n, 23n, 6n, 23n, 1n, 4n, 2n]);
     expect(errors.map((e) => e.reason)).toEqual(['t must be a timestamp, got "yesterday"']);
   });
 });
