@@ -29,6 +29,8 @@ export async function createSession(bytes: Uint8Array, threads: number): Promise
 
 export class LoadedModel {
   readonly mapper: FeatureMapper;
+  /** When this version last scored (or was handed out by a ModelCache): idle versions leave the cache. */
+  lastUsedAt = Date.now();
 
   constructor(
     readonly name: string,
@@ -48,6 +50,7 @@ export class LoadedModel {
 
   /** Maps and scores one batch in a single onnxruntime call. */
   async predict(records: readonly FeatureRecord[]): Promise<PredictResult> {
+    this.lastUsedAt = Date.now();
     const { feeds, accepted, errors } = this.mapper.map(records);
     const predictions = new Array<number | null>(records.length).fill(null);
     if (accepted.length > 0) {
@@ -68,24 +71,53 @@ export class ModelIntegrityError extends Error {
   override name = 'ModelIntegrityError';
 }
 
-/** Per-process cache of loaded versions; concurrent loads of one version share the work. */
+/** A version neither handed out nor scoring for this long leaves the cache (a promotion leaves the old one idle). */
+const IDLE_MS = 10 * 60_000;
+
+/**
+ * Per-process cache of loaded versions; concurrent loads of one version share the work.
+ * Versions idle for idleMs are dropped from the cache, not released: whoever still holds one
+ * can go on scoring with it, and its session is freed with the object once nobody does.
+ */
 export class ModelCache {
   private readonly loaded = new Map<string, Promise<LoadedModel>>();
+  private readonly ready = new Map<string, LoadedModel>();
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly store: ModelStore,
     private readonly threads: number,
-  ) {}
+    private readonly idleMs = IDLE_MS,
+  ) {
+    this.sweeper = setInterval(() => this.dropIdle(Date.now()), Math.min(idleMs, 60_000)).unref();
+  }
 
   get(version: Pick<ModelVersion, 'name' | 'version'>): Promise<LoadedModel> {
     const key = `${version.name}@${version.version}`;
     let model = this.loaded.get(key);
     if (!model) {
       model = this.load(version.name, version.version);
-      model.catch(() => this.loaded.delete(key));
+      model.then(
+        (m) => this.loaded.get(key) === model && this.ready.set(key, m),
+        () => this.loaded.get(key) === model && this.loaded.delete(key),
+      );
       this.loaded.set(key, model);
     }
+    const ready = this.ready.get(key);
+    if (ready) ready.lastUsedAt = Date.now();
     return model;
+  }
+
+  /** Drops the versions unused since now - idleMs; returns their keys. */
+  dropIdle(now: number): string[] {
+    const dropped: string[] = [];
+    for (const [key, model] of this.ready) {
+      if (now - model.lastUsedAt < this.idleMs) continue;
+      this.ready.delete(key);
+      this.loaded.delete(key);
+      dropped.push(key);
+    }
+    return dropped;
   }
 
   async resolve(ref: string): Promise<LoadedModel> {
@@ -103,8 +135,10 @@ export class ModelCache {
   }
 
   async release(): Promise<void> {
+    clearInterval(this.sweeper);
     const models = await Promise.allSettled(this.loaded.values());
     this.loaded.clear();
+    this.ready.clear();
     for (const m of models) if (m.status === 'fulfilled') await m.value.session.release();
   }
 }

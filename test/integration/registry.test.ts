@@ -123,6 +123,29 @@ describe('references and aliases', () => {
     expect(predictions[0]).toBeLessThanOrEqual(180);
   });
 
+  it('drops a version nobody used for its idle time; a holder can still score with it, and a later get loads it again', async () => {
+    const idleMs = 60_000;
+    const idleCache = new ModelCache(env.store, 1, idleMs);
+    try {
+      const v = await registerExample(env, 'trip-duration');
+      const ride = { PULocationID: 10, DOLocationID: 50, trip_distance: 40 };
+      const first = await idleCache.get(v);
+      const { predictions: before } = await first.predict([ride]);
+      expect(idleCache.dropIdle(first.lastUsedAt + idleMs - 1)).toEqual([]);
+      expect(await idleCache.get(v)).toBe(first);
+      // Scoring counts as use, as a handed-out version does.
+      await first.predict([ride]);
+      expect(idleCache.dropIdle(first.lastUsedAt + idleMs - 1)).toEqual([]);
+      expect(idleCache.dropIdle(first.lastUsedAt + idleMs)).toEqual([`${v.name}@${v.version}`]);
+      expect((await first.predict([ride])).predictions).toEqual(before);
+      const again = await idleCache.get(v);
+      expect(again).not.toBe(first);
+      expect((await again.predict([ride])).predictions).toEqual(before);
+    } finally {
+      await idleCache.release();
+    }
+  });
+
   it('refuses to load a version whose bytes no longer match the sha256', async () => {
     const v = await registerExample(env, 'tip');
     await env.pool.query(`UPDATE model_versions SET onnx = onnx || '\\x00'::bytea WHERE name = $1`, [v.name]);
