@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { loadConfig } from '../src/config.ts';
 import { describeValue } from '../src/registry/features.ts';
 import { ModelNotFoundError, type ModelVersion } from '../src/registry/store.ts';
+import { callbackRefusal } from '../src/streaming/callback.ts';
 import { decisionsTotal, predictionsTotal } from '../src/streaming/metrics.ts';
 import { decide, rejection } from '../src/streaming/policy.ts';
 import { consumerTaskQueue, loadRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
@@ -159,6 +160,9 @@ export function createStreamingActivities(deps: ActivityDeps, settings: Streamin
 
     /** POSTs the decision to the producer's callback; a non-2xx answer is retried by Temporal. */
     async deliverDecision(input: { url: string; decision: Decision }): Promise<void> {
+      // Checked here too: events from the JetStream bridge, or emitted before the list changed.
+      const refusal = callbackRefusal(input.url, settings.callbackHosts);
+      if (refusal) throw ApplicationFailure.nonRetryable(refusal, 'CallbackRefused');
       const response = await fetch(input.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': input.decision.id },

@@ -2,6 +2,7 @@
 // configuration table; keep the two in step.
 import path from 'node:path';
 import { z } from 'zod';
+import { parseCallbackHosts } from './streaming/callback.ts';
 
 const intFrom = (fallback: number) =>
   z.coerce.number().int().positive().default(fallback);
@@ -41,6 +42,17 @@ const EnvSchema = z.object({
   MLDEPLOY_STREAM_NAMESPACE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, - or _').default('mldeploy'),
   MLDEPLOY_NATS_URL: z.string().min(1).default('127.0.0.1:4222'),
   MLDEPLOY_EVENT_WAIT_MS: intFrom(10_000),
+  MLDEPLOY_CALLBACK_HOSTS: z
+    .string()
+    .transform((value, ctx) => {
+      try {
+        return parseCallbackHosts(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
   // Worker observability (mldeploy worker): 0 turns an endpoint off.
   MLDEPLOY_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   MLDEPLOY_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
@@ -106,6 +118,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       natsUrl: e.MLDEPLOY_NATS_URL,
       /** How long a synchronous emit (--wait, ?wait=true) waits for the decision. */
       waitMs: e.MLDEPLOY_EVENT_WAIT_MS,
+      /** Hosts decision callbacks may go to; undefined allows any. */
+      callbackHosts: e.MLDEPLOY_CALLBACK_HOSTS,
     },
     metrics: {
       host: e.MLDEPLOY_METRICS_HOST,

@@ -42,6 +42,7 @@ export function streamingCommands(program: Command): void {
           taskQueue: stack.config.taskQueue,
           wait: opts.wait,
           waitMs: stack.config.streaming.waitMs,
+          callbackHosts: stack.config.streaming.callbackHosts,
         });
         printJson(result);
       });

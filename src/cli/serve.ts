@@ -55,7 +55,7 @@ export async function startWebService(stack: Stack, opts: WebServiceOptions = {}
 async function eventRoutes(stack: Stack, eagerClient?: Client): Promise<RoutePlugin> {
   const client = await stack.client();
   const backend = await streamingSettings(stack.config.streaming, stack.pool).backend();
-  const deps = { client, eagerClient, taskQueue: stack.config.taskQueue, backend, waitMs: stack.config.streaming.waitMs };
+  const deps = { client, eagerClient, taskQueue: stack.config.taskQueue, backend, waitMs: stack.config.streaming.waitMs, callbackHosts: stack.config.streaming.callbackHosts };
   return (app) => streamingRoutes(app, deps);
 }
 

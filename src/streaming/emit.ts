@@ -5,7 +5,8 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { eventFanout } from '../../workflows/event-fanout.ts';
 import { EVENT_TYPE } from '../../workflows/search-attributes.ts';
-import { parseEvent, type EmitInput } from './event.ts';
+import { callbackRefusal } from './callback.ts';
+import { EventError, parseEvent, type EmitInput } from './event.ts';
 import { eventWorkflowId, type Decision, type StreamEvent } from './types.ts';
 
 export interface EmitOptions {
@@ -21,6 +22,8 @@ export interface EmitOptions {
    * long-polls for results never crowd the worker's own connection.
    */
   eagerClient?: Client;
+  /** Hosts a callbackUrl may name (MLDEPLOY_CALLBACK_HOSTS); undefined allows any. */
+  callbackHosts?: readonly string[];
 }
 
 export type EmitResult =
@@ -71,6 +74,8 @@ export async function awaitDecision(client: Client, handle: EventHandle, waitMs:
 
 export async function emitEvent(client: Client, input: EmitInput | StreamEvent, options: EmitOptions): Promise<EmitResult> {
   const event = parseEvent(input);
+  const refusal = event.callbackUrl ? callbackRefusal(event.callbackUrl, options.callbackHosts) : undefined;
+  if (refusal) throw new EventError(`invalid event: ${refusal}`);
   const handle = await startEvent(client, event, options.taskQueue, options.eagerClient);
   const base = { eventId: event.id, type: event.type, workflowId: handle.workflowId };
   if (!options.wait) return { status: 'accepted', ...base };

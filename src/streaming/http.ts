@@ -20,6 +20,8 @@ export interface StreamingRouteDeps {
   backend: StreamBackend;
   /** Longest synchronous wait for a decision (?wait=true). */
   waitMs: number;
+  /** Hosts a callbackUrl may name; undefined allows any. */
+  callbackHosts?: readonly string[];
 }
 
 const MAX_PAGE = 1_000;
@@ -75,7 +77,7 @@ export async function streamingRoutes(app: FastifyInstance, deps: StreamingRoute
   app.post('/v1/events', async (request, reply) => {
     try {
       const wait = wantsWait((request.query as Record<string, unknown>).wait);
-      const result = await emitEvent(deps.client, request.body as never, { taskQueue: deps.taskQueue, wait, waitMs: deps.waitMs, eagerClient: deps.eagerClient });
+      const result = await emitEvent(deps.client, request.body as never, { taskQueue: deps.taskQueue, wait, waitMs: deps.waitMs, eagerClient: deps.eagerClient, callbackHosts: deps.callbackHosts });
       return reply.code(result.status === 'done' ? 200 : 202).send(result);
     } catch (err) {
       if (err instanceof EventError) return reply.code(400).send({ error: err.message });

@@ -11,6 +11,8 @@ export type StreamingConfig = Config['streaming'];
 
 export interface StreamingSettings {
   routingFile: string;
+  /** Hosts decision callbacks may go to; undefined allows any. */
+  callbackHosts?: readonly string[];
   /** The process's one stream backend, opened on first use. */
   backend(): Promise<StreamBackend>;
 }
@@ -29,10 +31,11 @@ export async function closeStreamBackends(): Promise<void> {
   for (const backend of await Promise.allSettled(all)) if (backend.status === 'fulfilled') await backend.value.close();
 }
 
-export function streamingSettings(config: Pick<StreamingConfig, 'routingFile' | 'backend' | 'namespace' | 'natsUrl'>, pool: Pool): StreamingSettings {
+export function streamingSettings(config: Pick<StreamingConfig, 'routingFile' | 'backend' | 'namespace' | 'natsUrl'> & Partial<Pick<StreamingConfig, 'callbackHosts'>>, pool: Pool): StreamingSettings {
   let backend: Promise<StreamBackend> | undefined;
   return {
     routingFile: config.routingFile,
+    callbackHosts: config.callbackHosts,
     backend() {
       if (!backend) {
         const opening = openStreamBackend(config, pool);

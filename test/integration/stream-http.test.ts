@@ -9,6 +9,8 @@ import type { StoredRecord } from '../../src/streaming/backend.ts';
 import { Client } from '@temporalio/client';
 import { emitEvent, startEvent } from '../../src/streaming/emit.ts';
 import { parseEvent } from '../../src/streaming/event.ts';
+import { createStreamingActivities } from '../../activities/streaming.ts';
+import { ModelCache } from '../../src/registry/runtime.ts';
 import { streamingRoutes } from '../../src/streaming/http.ts';
 import { subscribe } from '../../src/streaming/subscriber.ts';
 import type { Decision } from '../../src/streaming/types.ts';
@@ -183,6 +185,40 @@ describe('callback URL', () => {
       expect(calls[1].body).toMatchObject({ eventId: id, status: 'decided' });
       expect(calls[1].key).toBe(`ride_started:${id}`);
     } finally {
+      receiver.close();
+    }
+  });
+
+  it('with MLDEPLOY_CALLBACK_HOSTS, refuses other hosts: a 400 at emit, nothing started, and no request from the worker', async () => {
+    let hits = 0;
+    const receiver = http.createServer((_req, res) => {
+      hits++;
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const guarded = Fastify();
+    try {
+      const { port } = receiver.address() as AddressInfo;
+      const url = `http://127.0.0.1:${port}/decisions`;
+      const callbackHosts = ['hooks.example.com', '*.example.org'];
+      await guarded.register(async (child) => streamingRoutes(child, { client: env.client, taskQueue: rig.taskQueue, backend: rig.backend, waitMs: 30_000, callbackHosts }));
+      const id = uniqueName('cbdeny');
+      const res = await guarded.inject({ method: 'POST', url: '/v1/events', payload: { id, type: 'ride_started', payload: { ride: ride(6) }, callbackUrl: url } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toBe('invalid event: callbackUrl host 127.0.0.1 is not in MLDEPLOY_CALLBACK_HOSTS');
+      await expect(env.client.workflow.getHandle(`event-ride_started-${id}`).describe()).rejects.toThrow(/not found/i);
+
+      // An event that reaches a worker another way (the JetStream bridge starts workflows
+      // directly) is decided, but the worker does not call a host off the list.
+      const activitiesWith = (hosts: string[]) =>
+        createStreamingActivities({ pool: env.pool, store: env.store, models: new ModelCache(env.store, 1) }, { routingFile: rig.routingFile, callbackHosts: hosts, backend: async () => rig.backend });
+      const decision = { id: 'x', eventId: 'x' } as unknown as Decision;
+      await expect(activitiesWith(callbackHosts).deliverDecision({ url, decision })).rejects.toMatchObject({ nonRetryable: true, message: 'callbackUrl host 127.0.0.1 is not in MLDEPLOY_CALLBACK_HOSTS' });
+      expect(hits).toBe(0);
+      await activitiesWith(['127.0.0.1']).deliverDecision({ url, decision });
+      expect(hits).toBe(1);
+    } finally {
+      await guarded.close();
       receiver.close();
     }
   });
