@@ -1,6 +1,6 @@
 // Every failure leaves the service as `{"error": "..."}` with a 4xx status when the
 // caller can fix it; anything else is logged and answered with a bare 500.
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ModelNotFoundError } from '../registry/store.ts';
 import { RefError } from '../registry/refs.ts';
 
@@ -15,6 +15,26 @@ export class HttpError extends Error {
 }
 
 export const badRequest = (message: string, details?: Record<string, unknown>) => new HttpError(400, message, details);
+
+export class ClientGoneError extends Error {
+  override name = 'ClientGoneError';
+  constructor() {
+    super('the client closed the connection before its answer was ready');
+  }
+}
+
+/**
+ * Aborts when the client's connection closes before the response is sent, so that a large
+ * request stops scoring (between slices) instead of finishing for nobody, and a shutdown that
+ * has already drained the live requests never has such work still running on a model.
+ */
+export function untilClientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new ClientGoneError());
+  });
+  return controller.signal;
+}
 
 /** The JSON Schema of every error body, so the OpenAPI document lists it. */
 export const ErrorSchema = {
@@ -53,6 +73,8 @@ function describeValidation(err: FastifyError): string {
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.message, ...err.details });
+    // Nobody is left to answer (499, as nginx logs it).
+    if (err instanceof ClientGoneError) return reply.code(499).send({ error: err.message });
     if (err instanceof ModelNotFoundError) return reply.code(404).send({ error: err.message });
     if (err instanceof RefError) return reply.code(400).send({ error: err.message });
     if (err.validation) return reply.code(400).send({ error: describeValidation(err) });

@@ -2,7 +2,7 @@
 // POST /v1/models/{ref}/predict for one record or a batch.
 import type { FastifyInstance } from 'fastify';
 import type { FeatureRecord, RecordError } from '../registry/features.ts';
-import { badRequest, errorResponses } from './errors.ts';
+import { badRequest, errorResponses, untilClientGone } from './errors.ts';
 import type { ServeContext } from './context.ts';
 
 const EXAMPLE_RIDE = { PULocationID: 10, DOLocationID: 50, trip_distance: 40 };
@@ -67,14 +67,14 @@ export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Pr
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const model = await serving.resolve(request.params.ref);
       request.served = model;
       const batch = Array.isArray(request.body);
       const records = batch ? (request.body as FeatureRecord[]) : [request.body as FeatureRecord];
       let predictions: number[];
       if (batch) {
-        const result = await scorer.many(model, records);
+        const result = await scorer.many(model, records, untilClientGone(reply));
         if (result.errors.length) throw rejected(result.errors, true);
         predictions = result.predictions as number[];
       } else {

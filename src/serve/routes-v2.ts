@@ -1,12 +1,12 @@
 // The Open Inference Protocol v2 (KServe / Triton REST), JSON encoding. The binary tensor
 // extension is not supported: with tritonclient.http, pass binary_data=False to
 // InferInput.set_data_from_numpy and InferRequestedOutput.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type ort from 'onnxruntime-node';
 import { validateModelName } from '../registry/refs.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
-import { badRequest, errorResponses, HttpError } from './errors.ts';
+import { badRequest, errorResponses, HttpError, untilClientGone } from './errors.ts';
 import { inferenceTime } from './metrics.ts';
 import { SLICE_RECORDS } from './scorer.ts';
 import type { ServeContext } from './context.ts';
@@ -104,11 +104,12 @@ function sliceable(model: LoadedModel): boolean {
   return [...inputs, ...outputs].every((t) => t.shape.length > 0 && typeof t.shape[0] !== 'number');
 }
 
-async function run(model: LoadedModel, feeds: Record<string, ort.Tensor>, rows: number, names: string[]): Promise<V2OutputTensor[]> {
+async function run(model: LoadedModel, feeds: Record<string, ort.Tensor>, rows: number, names: string[], signal: AbortSignal): Promise<V2OutputTensor[]> {
   const slices = rows > SLICE_RECORDS && sliceable(model) ? Math.ceil(rows / SLICE_RECORDS) : 1;
   const parts: V2OutputTensor[][] = [];
   for (let s = 0; s < slices; s++) {
     if (s > 0) await yieldToEventLoop();
+    signal.throwIfAborted();
     const sliceFeeds = slices === 1 ? feeds : Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, sliceRows(t, s * SLICE_RECORDS, Math.min(rows, (s + 1) * SLICE_RECORDS))]));
     const started = performance.now();
     let outputs: ort.InferenceSession.ReturnType;
@@ -172,14 +173,14 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
   app.get<{ Params: ModelParams }>('/v2/models/:name/ready', { schema: readySchema }, ready);
   app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', { schema: readySchema }, ready);
 
-  const infer = async (request: { params: ModelParams; body: InferBody; served?: unknown }) => {
+  const infer = async (request: { params: ModelParams; body: InferBody; served?: unknown }, reply: FastifyReply) => {
     const model = await modelFor(request.params);
     request.served = model;
     const { feeds, rows } = toFeeds(request.body.inputs, model.metadata.inputs, ctx.config.maxRecords);
     const known = model.metadata.outputs.map((o) => o.name);
     const names = request.body.outputs?.map((o) => o.name) ?? known;
     for (const n of names) if (!known.includes(n)) throw badRequest(`the model has no output '${n}' (outputs: ${known.join(', ')})`);
-    const outputs = await run(model, feeds, rows, [...new Set(names)]);
+    const outputs = await run(model, feeds, rows, [...new Set(names)], untilClientGone(reply));
     return { model_name: model.name, model_version: String(model.version), ...(request.body.id !== undefined ? { id: request.body.id } : {}), outputs };
   };
   const inferSchema = {

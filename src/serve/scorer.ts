@@ -102,13 +102,14 @@ export class Scorer {
     return batcher.submit(record);
   }
 
-  /** Many records, in slices of SLICE_RECORDS with a yield between them. */
-  async many(model: LoadedModel, records: readonly FeatureRecord[]): Promise<PredictResult> {
+  /** Many records, in slices of SLICE_RECORDS with a yield between them; stops when `signal` aborts. */
+  async many(model: LoadedModel, records: readonly FeatureRecord[], signal?: AbortSignal): Promise<PredictResult> {
     if (records.length <= SLICE_RECORDS) return timedPredict(model, records);
     const predictions: Array<number | null> = [];
     const errors: RecordError[] = [];
     for (let start = 0; start < records.length; start += SLICE_RECORDS) {
       if (start > 0) await yieldToEventLoop();
+      signal?.throwIfAborted();
       const slice = await timedPredict(model, records.slice(start, start + SLICE_RECORDS));
       predictions.push(...slice.predictions);
       for (const e of slice.errors) errors.push({ ...e, index: e.index + start });

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { openTestEnv, registerExample, type TestEnv } from '../helpers.ts';
+import { inferenceTime } from '../../src/serve/metrics.ts';
 import { RIDE, RIDES, registerAs, freshName, serveConfig, startServer, waitFor, type TestServer } from './serve-support.ts';
 
 let env: TestEnv;
@@ -341,5 +342,57 @@ describe('shutdown', () => {
     await closing;
     expect(statuses.every((st) => st === 200 || st === 503)).toBe(true);
     expect(statuses.filter((st) => st === 200).length).toBeGreaterThan(0);
+  });
+});
+
+describe('clients that go away', () => {
+  it('stop the scoring of their large requests between slices (both /v1 and v2); the service goes on answering', async () => {
+    // A model of its own, so its counter moves only with this test's requests.
+    const solo = (await registerExample(env, 'trip-duration')).name;
+    const s = await startServer(env, serveConfig({ defaultModel: `${solo}@production`, maxRecords: 10_000 }));
+    await s.app.listen({ port: 0, host: '127.0.0.1' });
+    const base = `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`;
+    /** onnxruntime calls made for the model so far (a 10,000-record request takes 40 slices), read in-process. */
+    const calls = async () => (await inferenceTime.get()).values.filter((v) => v.metricName === 'mldeploy_inference_duration_seconds_count' && v.labels.model === solo).reduce((n, v) => n + v.value, 0);
+    const rides = Array.from({ length: 10_000 }, (_, i) => RIDES[i % RIDES.length]);
+    const requests = [
+      { url: `/v1/models/${solo}/predict`, body: JSON.stringify(rides) },
+      {
+        url: `/v2/models/${solo}/infer`,
+        body: JSON.stringify({
+          inputs: [
+            { name: 'PU_DO', shape: [rides.length, 1], datatype: 'BYTES', data: rides.map((r) => `${r.PULocationID}_${r.DOLocationID}`) },
+            { name: 'trip_distance', shape: [rides.length, 1], datatype: 'FP32', data: rides.map((r) => r.trip_distance) },
+          ],
+        }),
+      },
+    ];
+    const CONCURRENT = 20;
+    const SLICES_EACH = Math.ceil(10_000 / 256);
+    try {
+      for (const { url, body } of requests) {
+        const before = await calls();
+        const abort = new AbortController();
+        // Twenty at once: their slices take turns, so scoring them all takes a second or more.
+        const pending = Array.from({ length: CONCURRENT }, () => fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: abort.signal }));
+        for (const p of pending) p.catch(() => {});
+        while ((await calls()) === before) await new Promise((resolve) => setImmediate(resolve));
+        abort.abort();
+        const atAbort = await calls();
+        // The abort came early: most of the work was still to do.
+        expect(atAbort - before).toBeLessThan((CONCURRENT * SLICES_EACH) / 2);
+        expect((await Promise.allSettled(pending)).every((r) => r.status === 'rejected')).toBe(true);
+        // Give unstopped requests every chance to run to their end.
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        // A request sees its client gone within a slice or two; left alone, the work remaining
+        // at the abort would all have been done.
+        const afterAbort = (await calls()) - atAbort;
+        expect(afterAbort, `${url}: ${afterAbort} calls after the abort, ${CONCURRENT * SLICES_EACH - (atAbort - before)} were left`).toBeLessThanOrEqual(2 * CONCURRENT);
+        const again = await fetch(`${base}/v1/models/${solo}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(RIDES) });
+        expect(again.status).toBe(200);
+      }
+    } finally {
+      await s.close();
+    }
   });
 });
