@@ -1,7 +1,7 @@
 // Fault injection (issue 6): each scenario runs a batch run over the seeded rides and a
 // stream of events at the same time, injects one fault mid-run, and then checks that every
 // row and every event was scored exactly once. Sizes: MLDEPLOY_FAULT_ROWS (default 200,000)
-// and MLDEPLOY_FAULT_EVENTS (default 2,000); CI runs a reduced size. See docs/reliability.md.
+// and MLDEPLOY_FAULT_EVENTS (default 2,000); CI runs the full size. See docs/reliability.md.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFaultStack, type FaultStack } from './stack.ts';
 import { spawnWorker, type Deployment, type WorkerProcess, type WorkerSpec } from './workers.ts';
