@@ -20,6 +20,7 @@ import { ModelCache } from '../src/registry/runtime.ts';
 import { ModelStore } from '../src/registry/store.ts';
 import { openStack, externalTemporal } from '../src/stack/stack.ts';
 import { startDevServer } from '../src/stack/temporal-server.ts';
+import { findTemporalCli } from '../src/stack/temporal-cli.ts';
 import { freePort } from '../src/stack/ports.ts';
 import { peakRssMiB } from './support.ts';
 import { decide } from '../src/streaming/policy.ts';
@@ -33,8 +34,9 @@ import type { ConsumerOutcome } from '../src/streaming/types.ts';
 const opts = new Command()
   .option('--seconds <n>', 'seconds at each rate', '60')
   .option('--rates <list>', 'arrival rates, events per second', '20,50,100')
+  .option('--persistent', "the dev server keeps its history in a SQLite file, as `mldeploy dev` runs it (default: in memory)")
   .parse()
-  .opts<{ seconds: string; rates: string }>();
+  .opts<{ seconds: string; rates: string; persistent?: boolean }>();
 const seconds = Number(opts.seconds);
 const rates = opts.rates.split(',').map(Number);
 if (!(seconds > 0) || rates.some((r) => !(r > 0))) throw new Error('--seconds and --rates must be positive numbers');
@@ -73,7 +75,10 @@ const stack = await openStack(config, { temporal: false });
 const store = new ModelStore(stack.pool);
 await ensureExampleModels(store, config.maxModelBytes);
 
-const server = config.temporal.external ? undefined : await startDevServer({ dataDir: config.dataDir, cliPath: config.temporal.cliPath, port: await freePort(), uiPort: 0, persistent: false });
+// A SQLite file of this run's own (with --persistent), the CLI found as mldeploy finds it.
+const serverDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-bench-temporal-'));
+const cliPath = (await findTemporalCli({ cliPath: config.temporal.cliPath, dataDir: config.dataDir })) ?? undefined;
+const server = config.temporal.external ? undefined : await startDevServer({ dataDir: serverDir, cliPath, port: await freePort(), uiPort: 0, persistent: opts.persistent === true });
 const target = server ? { connectionOptions: { address: server.address }, namespace: 'default' } : externalTemporal();
 const connection = await Connection.connect(target.connectionOptions as Parameters<typeof Connection.connect>[0]);
 const client = new Client({ connection, namespace: target.namespace });
@@ -198,3 +203,4 @@ await native.close();
 await stack.close();
 await server?.stop();
 fs.rmSync(dir, { recursive: true, force: true });
+fs.rmSync(serverDir, { recursive: true, force: true });
