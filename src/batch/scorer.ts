@@ -38,12 +38,10 @@ const SCORER_IDENTITY = `${os.hostname()}:${process.pid}`;
  */
 const ROW_TYPES = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (oid === TIMESTAMP_OID || oid === TIMESTAMPTZ_OID) return (value: string) => value;
+    if (oid === pg.types.builtins.TIMESTAMP || oid === pg.types.builtins.TIMESTAMPTZ) return (value: string) => value;
     return pg.types.getTypeParser(oid, format);
   },
 };
-const TIMESTAMP_OID = 1114;
-const TIMESTAMPTZ_OID = 1184;
 
 /** Rows are mapped and scored in sub-batches this size, yielding to the event loop between them. */
 const SUB_BATCH = 8192;

@@ -79,9 +79,14 @@ const IDLE_MS = 10 * 60_000;
  * Versions idle for idleMs are dropped from the cache, not released: whoever still holds one
  * can go on scoring with it, and its session is freed with the object once nobody does.
  */
+/** `model` while loading; `ready` too once it has loaded (the idle sweep looks at that). */
+interface CacheEntry {
+  model: Promise<LoadedModel>;
+  ready?: LoadedModel;
+}
+
 export class ModelCache {
-  private readonly loaded = new Map<string, Promise<LoadedModel>>();
-  private readonly ready = new Map<string, LoadedModel>();
+  private readonly entries = new Map<string, CacheEntry>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -94,27 +99,26 @@ export class ModelCache {
 
   get(version: Pick<ModelVersion, 'name' | 'version'>): Promise<LoadedModel> {
     const key = `${version.name}@${version.version}`;
-    let model = this.loaded.get(key);
-    if (!model) {
-      model = this.load(version.name, version.version);
-      model.then(
-        (m) => this.loaded.get(key) === model && this.ready.set(key, m),
-        () => this.loaded.get(key) === model && this.loaded.delete(key),
+    let entry = this.entries.get(key);
+    if (!entry) {
+      const loading: CacheEntry = { model: this.load(version.name, version.version) };
+      loading.model.then(
+        (m) => (loading.ready = m),
+        () => this.entries.get(key) === loading && this.entries.delete(key),
       );
-      this.loaded.set(key, model);
+      this.entries.set(key, loading);
+      entry = loading;
     }
-    const ready = this.ready.get(key);
-    if (ready) ready.lastUsedAt = Date.now();
-    return model;
+    if (entry.ready) entry.ready.lastUsedAt = Date.now();
+    return entry.model;
   }
 
   /** Drops the versions unused since now - idleMs; returns their keys. */
   dropIdle(now: number): string[] {
     const dropped: string[] = [];
-    for (const [key, model] of this.ready) {
-      if (now - model.lastUsedAt < this.idleMs) continue;
-      this.ready.delete(key);
-      this.loaded.delete(key);
+    for (const [key, { ready }] of this.entries) {
+      if (!ready || now - ready.lastUsedAt < this.idleMs) continue;
+      this.entries.delete(key);
       dropped.push(key);
     }
     return dropped;
@@ -136,9 +140,8 @@ export class ModelCache {
 
   async release(): Promise<void> {
     clearInterval(this.sweeper);
-    const models = await Promise.allSettled(this.loaded.values());
-    this.loaded.clear();
-    this.ready.clear();
+    const models = await Promise.allSettled([...this.entries.values()].map((e) => e.model));
+    this.entries.clear();
     for (const m of models) if (m.status === 'fulfilled') await m.value.session.release();
   }
 }
