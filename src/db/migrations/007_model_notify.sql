@@ -5,7 +5,11 @@
 CREATE OR REPLACE FUNCTION mldeploy_model_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_notify('mldeploy_models', COALESCE(NEW.name, OLD.name));
+  IF TG_OP = 'DELETE' THEN
+    PERFORM pg_notify('mldeploy_models', OLD.name);
+  ELSE
+    PERFORM pg_notify('mldeploy_models', NEW.name);
+  END IF;
   RETURN NULL;
 END;
 $$;
