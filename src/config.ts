@@ -2,10 +2,36 @@
 // configuration table; keep the two in step.
 import path from 'node:path';
 import { z } from 'zod';
-import { parseCallbackHosts } from './streaming/callback.ts';
 
 const intFrom = (fallback: number) =>
   z.coerce.number().int().positive().default(fallback);
+
+const HOST_PATTERN = /^(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,62})(?:\.[a-z0-9](?:[a-z0-9-]{0,62}))*$|^\d{1,3}(?:\.\d{1,3}){3}$|^\[[0-9a-f:.]+\]$/;
+
+/**
+ * Parses MLDEPLOY_CALLBACK_HOSTS, the hosts decision callbacks may go to (comma-separated):
+ * host names, `*.example.com` for any subdomain, IPv4 or [IPv6] literals.
+ */
+export function parseCallbackHosts(value: string): string[] {
+  const hosts = value
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter(Boolean);
+  const bad = hosts.filter((h) => !HOST_PATTERN.test(h));
+  if (bad.length > 0) throw new Error(`not host names: ${bad.map((h) => JSON.stringify(h)).join(', ')} (use names such as hooks.example.com or *.example.com, without scheme or port)`);
+  return hosts;
+}
+
+const LogLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info');
+
+/**
+ * MLDEPLOY_LOG_LEVEL alone, for the logger, which exists before the configuration is loaded.
+ * An invalid value logs at info here; loadConfig reports it.
+ */
+export function logLevel(env: NodeJS.ProcessEnv = process.env): z.output<typeof LogLevel> {
+  const parsed = LogLevel.safeParse(env.MLDEPLOY_LOG_LEVEL || undefined);
+  return parsed.success ? parsed.data : 'info';
+}
 
 const flag = z.enum(['0', '1', 'false', 'true']).default('0').transform((v) => v === '1' || v === 'true');
 
@@ -22,7 +48,7 @@ const EnvSchema = z.object({
   MLDEPLOY_TASK_QUEUE: z.string().min(1).default('mldeploy'),
   MLDEPLOY_MODEL_THREADS: intFrom(1),
   MLDEPLOY_MAX_MODEL_MB: intFrom(256),
-  MLDEPLOY_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  MLDEPLOY_LOG_LEVEL: LogLevel,
   // Web service (mldeploy serve).
   MLDEPLOY_SERVE_HOST: z.string().min(1).default('127.0.0.1'),
   MLDEPLOY_SERVE_PORT: z.coerce.number().int().min(0).max(65535).default(9696),

@@ -14,10 +14,8 @@ import {
 import type { Activities } from '../activities/index.ts';
 import type { BatchJobInput } from '../src/batch/job.ts';
 import type { RunContext, RunSummary } from '../src/batch/scorer.ts';
-import { batchWorkflowId, previousPeriod, type Window } from './batch-window.ts';
+import { previousPeriod, type Window } from './batch-window.ts';
 import { JOB, MODEL_NAME, MODEL_VERSION, SCHEDULED_START_TIME } from './search-attributes.ts';
-
-export { batchWorkflowId };
 
 export interface BatchProgress {
   runId: string;

@@ -5,6 +5,7 @@ import type { Pool } from '../db/pool.ts';
 import { log } from '../log.ts';
 import type { FeatureRecord } from '../registry/features.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
+import { jsonbSafe } from '../text.ts';
 import { predictionLogDropped, predictionLogWritten } from './metrics.ts';
 
 interface Entry {
@@ -25,10 +26,7 @@ const INSERT = `INSERT INTO prediction_log (request_id, record_index, model_name
   FROM jsonb_to_recordset($1::jsonb) AS r(request_id text, record_index integer, model_name text, model_version integer,
                                           features jsonb, prediction double precision, predicted_at timestamptz)`;
 
-// PostgreSQL's jsonb cannot hold the NUL character nor a lone UTF-16 surrogate (JSON can carry
-// "\ud800"); one such string would fail the whole batch insert and drop every entry in it.
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-const jsonbSafe = (_key: string, value: unknown) => (typeof value === 'string' ? value.replaceAll('\u0000', '').replace(LONE_SURROGATE, '\ufffd') : value);
+// jsonbSafe: one string jsonb cannot hold would fail the whole batch insert and drop every entry in it.
 
 export class PredictionLog {
   private queue: Entry[] = [];

@@ -3,12 +3,14 @@
 // mid-stream loses nothing (JetStream redelivers), and the workflow id (type + event id)
 // makes a redelivered or re-published event start nothing new: each event is decided once.
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
-import { AckPolicy, JetStreamApiError, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
 import { log } from '../log.ts';
 import { startEvent } from './emit.ts';
+import { insertDeadLetter } from './dead-letters.ts';
 import { EventError, parseEvent } from './event.ts';
+import { ensureJetStream } from './jetstream.ts';
 
 export interface BridgeOptions {
   natsUrl: string;
@@ -30,8 +32,6 @@ export interface Bridge {
   stop(): Promise<void>;
   done: Promise<void>;
 }
-
-const STREAM_NOT_FOUND = 10059;
 
 /** A message's event: its JSON body, with the Nats-Msg-Id (or stream sequence) as id when it has none. */
 function eventOf(m: JsMsg, streamName: string) {
@@ -55,20 +55,11 @@ async function deadLetter(pool: Pool, m: JsMsg, streamName: string, reason: stri
     payload = { raw: m.string().slice(0, 10_000) };
   }
   const type = typeof (payload as { type?: unknown })?.type === 'string' ? String((payload as { type: string }).type).slice(0, 100) : '(unknown)';
-  await pool.query(
-    `INSERT INTO dead_letters (event_type, event_id, payload, reason, source) VALUES ($1, $2, $3, $4, 'bridge') ON CONFLICT (event_type, event_id) DO NOTHING`,
-    [type, `${streamName}-${m.seq}`, JSON.stringify(payload), reason],
-  );
+  await insertDeadLetter(pool, { eventType: type, eventId: `${streamName}-${m.seq}`, payload, reason, source: 'bridge' });
 }
 
 export async function ensureEventStream(nc: NatsConnection, stream: string, subject: string): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(stream);
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NOT_FOUND) throw err;
-    await jsm.streams.add({ name: stream, subjects: [subject] });
-  }
+  await ensureJetStream(await jetstreamManager(nc), { name: stream, subjects: [subject] });
 }
 
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {

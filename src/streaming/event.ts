@@ -3,6 +3,7 @@
 // happen later, in the workflow, where the routing is known.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { isJsonbUnstorable } from '../text.ts';
 import type { StreamEvent } from './types.ts';
 
 /** Events travel inside Temporal payloads: keep them small. */
@@ -28,19 +29,19 @@ export class EventError extends Error {
   override name = 'EventError';
 }
 
-// PostgreSQL's jsonb (dead letters, streams) cannot hold NUL or a lone UTF-16 surrogate, both of
-// which JSON can carry: such an event would be accepted, then fail its activity on every retry.
-const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** The first key or string in the payload that PostgreSQL cannot store (walked without recursion). */
+/**
+ * The first key or string in the payload that PostgreSQL's jsonb (dead letters, streams) cannot
+ * store: such an event would be accepted, then fail its activity on every retry. Walked without
+ * recursion.
+ */
 function unstorableText(payload: Record<string, unknown>): string | undefined {
   const pending: unknown[] = [payload];
   while (pending.length > 0) {
     const value = pending.pop();
-    if (typeof value === 'string' && UNSTORABLE.test(value)) return value;
+    if (typeof value === 'string' && isJsonbUnstorable(value)) return value;
     if (value === null || typeof value !== 'object') continue;
     for (const [key, child] of Object.entries(value)) {
-      if (UNSTORABLE.test(key)) return key;
+      if (isJsonbUnstorable(key)) return key;
       pending.push(child);
     }
   }

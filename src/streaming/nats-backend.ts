@@ -2,12 +2,12 @@
 // offset, and Nats-Msg-Id de-duplicates appends (within the stream's duplicate window,
 // set long here so an activity retried minutes later still finds its record).
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
-import { DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { AppendResult, StoredRecord, StreamBackend } from './backend.ts';
+import { ensureJetStream } from './jetstream.ts';
 import type { StreamName } from './types.ts';
 
 const DUPLICATE_WINDOW_MS = 24 * 60 * 60 * 1000;
-const STREAM_NOT_FOUND = 10059;
 
 export function natsNames(namespace: string, stream: StreamName) {
   const safe = namespace.replace(/[^A-Za-z0-9_-]/g, '_');
@@ -39,13 +39,7 @@ export class NatsStreamBackend implements StreamBackend {
     let ready = this.ensured.get(stream);
     if (!ready) {
       const { stream: name, subject } = this.names(stream);
-      ready = this.jsm.streams
-        .info(name)
-        .then(() => undefined)
-        .catch(async (err) => {
-          if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NOT_FOUND) throw err;
-          await this.jsm.streams.add({ name, subjects: [subject], duplicate_window: nanos(DUPLICATE_WINDOW_MS) });
-        });
+      ready = ensureJetStream(this.jsm, { name, subjects: [subject], duplicate_window: nanos(DUPLICATE_WINDOW_MS) });
       ready.catch(() => this.ensured.delete(stream));
       this.ensured.set(stream, ready);
     }

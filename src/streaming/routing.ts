@@ -3,7 +3,6 @@
 // so edits apply to the next event without restarting anything.
 import fs from 'node:fs/promises';
 import { z } from 'zod';
-import type { DecisionPolicy } from './types.ts';
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 
@@ -100,8 +99,4 @@ export function consumerQueues(routing: Routing): Map<string, string> {
     for (const c of route.consumers) queues.set(c.name, consumerTaskQueue(c));
   }
   return queues;
-}
-
-export function policyOf(route: RouteConfig): DecisionPolicy {
-  return route.decision;
 }

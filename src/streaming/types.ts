@@ -46,10 +46,6 @@ export interface DecisionPolicy {
   default: string;
 }
 
-export type EventPlan =
-  | { status: 'planned'; consumers: ConsumerPlan[]; policy: DecisionPolicy }
-  | { status: 'rejected'; reasons: string[] };
-
 export interface PredictionRecord {
   id: string;
   eventId: string;

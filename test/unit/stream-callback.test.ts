@@ -1,7 +1,8 @@
 // The callback allow-list (MLDEPLOY_CALLBACK_HOSTS): parsing, matching, and its place in the configuration.
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { callbackRefusal, parseCallbackHosts } from '../../src/streaming/callback.ts';
+import { parseCallbackHosts } from '../../src/config.ts';
+import { callbackRefusal } from '../../src/streaming/callback.ts';
 
 describe('callback hosts', () => {
   it('allows every host when no list is set', () => {
