@@ -43,7 +43,9 @@ export function createBatchActivities({ pool, store, models }: ActivityDeps) {
       return permanentOnBadInput(async () => {
         const model = await models.get(input.ctx.model);
         const activity = Context.current();
-        return scoreChunk(pool, input.ctx, input.chunkNo, model, () => activity.heartbeat());
+        // A cancelled run's chunk hears of it on a heartbeat's answer and stops at the next
+        // sub-batch, rolling its transaction back (it throws CancelledFailure: reported as cancelled).
+        return scoreChunk(pool, input.ctx, input.chunkNo, model, () => activity.heartbeat(), activity.cancellationSignal);
       });
     },
 
@@ -56,6 +58,19 @@ export function createBatchActivities({ pool, store, models }: ActivityDeps) {
         );
       }
       return summary;
+    },
+
+    /** A cancelled run keeps the chunks that finished; its totals are theirs. Runs already closed stay as they are. */
+    async markBatchRunCancelled(input: { runId: string }): Promise<void> {
+      await pool.query(
+        `UPDATE batch_runs r SET status = 'cancelled', rows_read = c.scored + c.rejected, rows_scored = c.scored, rows_rejected = c.rejected,
+                stats = jsonb_build_object('cancelled', true, 'chunksDone', c.done, 'chunks', r.chunks),
+                finished_at = now(), duration_ms = (extract(epoch FROM now() - r.started_at) * 1000)::bigint
+         FROM (SELECT count(scored_at)::int AS done, coalesce(sum(rows_scored), 0) AS scored, coalesce(sum(rows_rejected), 0) AS rejected
+               FROM batch_chunks WHERE run_id = $1 AND scored_at IS NOT NULL) c
+         WHERE r.run_id = $1 AND r.status = 'running'`,
+        [input.runId],
+      );
     },
 
     async markBatchRunFailed(input: { runId: string; reason: string }): Promise<void> {

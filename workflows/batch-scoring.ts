@@ -2,10 +2,14 @@
 // them with bounded parallelism on any worker of the task queue, then write the run
 // summary. Rows never pass through Temporal; history stays bounded with continue-as-new.
 import {
+  ActivityCancellationType,
   ApplicationFailure,
+  CancellationScope,
   ContinueAsNew,
   continueAsNew,
   defineQuery,
+  isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -37,17 +41,38 @@ export interface BatchCheckpoint {
 
 export const progressQuery = defineQuery<BatchProgress>('progress');
 
-const { prepareBatchRun, finalizeBatchRun, markBatchRunFailed } = proxyActivities<Activities>({
+const { prepareBatchRun, finalizeBatchRun, markBatchRunFailed, markBatchRunCancelled } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
 });
 
-const { scoreBatchChunk } = proxyActivities<Activities>({
+const CHUNK_OPTIONS = {
   startToCloseTimeout: '30 minutes',
-  // Chunks heartbeat after every sub-batch, so a dead worker's chunk is retried elsewhere quickly.
+  // Chunks heartbeat after every sub-batch, so a dead worker's chunk is retried elsewhere
+  // quickly, and a cancellation reaches the chunk (it comes back on a heartbeat's answer).
   heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+} as const;
+
+/** Before the cancellation patch: a cancelled chunk counts as stopped as soon as cancellation is asked. */
+const { scoreBatchChunk: scoreBatchChunkTryCancel } = proxyActivities<Activities>(CHUNK_OPTIONS);
+
+/** With the patch: a cancelled chunk counts as stopped once it has rolled back (or committed). */
+const { scoreBatchChunk: scoreBatchChunkWaitCancel } = proxyActivities<Activities>({
+  ...CHUNK_OPTIONS,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
+
+/**
+ * Patch ids (see docs/versioning.md). Runs started before a patch replay without it; remove
+ * a patch's old branch only once no run that started without it can still be replayed.
+ */
+export const PATCHES = {
+  /** Chunk activities are awaited through their cancellation. Decided once, at the start of each run. */
+  chunksWaitCancellation: 'batch-chunks-wait-cancellation',
+  /** A cancelled run marks batch_runs 'cancelled' in a non-cancellable scope. */
+  cancelCleanup: 'batch-cancel-cleanup',
+} as const;
 
 /** The window to score: the job's own, or the period before the scheduled time. */
 function windowOf(job: BatchJobInput): Window {
@@ -63,6 +88,8 @@ export async function batchScoring(job: BatchJobInput, checkpoint?: BatchCheckpo
   const runId = info.firstExecutionRunId;
   let progress: BatchProgress = checkpoint?.progress ?? { runId, chunks: 0, chunksDone: 0, rowsPlanned: 0, rowsRead: 0, rowsScored: 0, rowsRejected: 0 };
   setHandler(progressQuery, () => progress);
+  const scoreBatchChunk = patched(PATCHES.chunksWaitCancellation) ? scoreBatchChunkWaitCancel : scoreBatchChunkTryCancel;
+  const inFlight = new Set<Promise<void>>();
 
   try {
     let ctx = checkpoint?.ctx;
@@ -82,7 +109,6 @@ export async function batchScoring(job: BatchJobInput, checkpoint?: BatchCheckpo
     const runContext = ctx;
     const firstChunk = progress.chunksDone;
     const lastChunk = Math.min(progress.chunks, firstChunk + runContext.job.chunksPerRun);
-    const inFlight = new Set<Promise<void>>();
     for (let chunkNo = firstChunk; chunkNo < lastChunk; chunkNo++) {
       if (inFlight.size >= runContext.job.parallelism) await Promise.race(inFlight);
       if (chunkNo > firstChunk && workflowInfo().continueAsNewSuggested) break;
@@ -105,7 +131,15 @@ export async function batchScoring(job: BatchJobInput, checkpoint?: BatchCheckpo
     }
     return await finalizeBatchRun({ ctx: runContext });
   } catch (err) {
-    if (!(err instanceof ContinueAsNew)) {
+    if (isCancellation(err) && patched(PATCHES.cancelCleanup)) {
+      // The run's scope is cancelled, so cleanup runs in a scope that is not: wait until every
+      // chunk in flight has stopped (rolled back) or committed, then record the run as
+      // cancelled with the chunks that finished.
+      await CancellationScope.nonCancellable(async () => {
+        await Promise.allSettled(inFlight);
+        await markBatchRunCancelled({ runId });
+      });
+    } else if (!(err instanceof ContinueAsNew)) {
       await markBatchRunFailed({ runId, reason: err instanceof Error ? (err.cause as Error | undefined)?.message ?? err.message : String(err) });
     }
     throw err;

@@ -106,7 +106,7 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
  * a retried chunk never duplicates or loses a row. Rows stream through in sub-batches (a
  * cursor in, COPY out), so memory stays flat whatever the chunk size.
  */
-export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, model: LoadedModel, heartbeat: () => void = () => {}): Promise<ChunkCounts> {
+export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, model: LoadedModel, heartbeat: () => void = () => {}, signal?: AbortSignal): Promise<ChunkCounts> {
   const { job, window } = ctx;
   const chunk = await pool.query('SELECT key_lo, key_hi FROM batch_chunks WHERE run_id = $1 AND chunk_no = $2', [ctx.runId, chunkNo]);
   if (!chunk.rows[0]) throw new JobError(`run ${ctx.runId} has no chunk ${chunkNo}`);
@@ -171,6 +171,7 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
       if (text && !copy.write(text)) await once(copy, 'drain');
       heartbeat();
       await yieldToEventLoop();
+      signal?.throwIfAborted(); // cancelled: the transaction rolls back, nothing of the chunk is kept
     }
     await cursor.close();
     copy.end();
