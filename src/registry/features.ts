@@ -5,6 +5,9 @@
 import ort from 'onnxruntime-node';
 import type { DerivedFeature, Dtype, ResolvedSpec } from './spec.ts';
 import type { ModelMetadata } from './metadata.ts';
+import { allocate, describeValue, storeValue, trim, type TensorBuffer } from './dtypes.ts';
+
+export { describeValue } from './dtypes.ts';
 
 export type FeatureRecord = Record<string, unknown>;
 
@@ -35,14 +38,6 @@ class FieldError extends Error {
 type Source = { kind: 'record'; name: string } | { kind: 'derived'; slot: number; name: string };
 
 type Column = { input: string; dtype: Dtype; width: number; sources: Source[]; rank1: boolean };
-
-export function describeValue(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'missing';
-  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
-  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);
-  return `a ${Array.isArray(value) ? 'list' : typeof value}`;
-}
 
 function read(record: FeatureRecord, derived: unknown[], source: Source): unknown {
   return source.kind === 'record' ? record[source.name] : derived[source.slot];
@@ -130,31 +125,7 @@ export class FeatureMapper {
   map(records: readonly FeatureRecord[]): MappedBatch {
     const n = records.length;
     const buffers = this.columns.map((c) => allocate(c.dtype, n * c.width));
-    const accepted: number[] = [];
-    const errors: RecordError[] = [];
-    const derived: unknown[] = new Array(this.spec.derived.length);
-
-    for (let i = 0; i < n; i++) {
-      const record = records[i];
-      const row = accepted.length;
-      try {
-        if (record === null || typeof record !== 'object' || Array.isArray(record)) throw new FieldError('(record)', 'must be a JSON object');
-        for (let d = 0; d < this.spec.derived.length; d++) derived[d] = computeDerived(this.spec.derived[d], record, derived, this.derivedSources);
-        for (let c = 0; c < this.columns.length; c++) {
-          const column = this.columns[c];
-          const buffer = buffers[c];
-          for (let k = 0; k < column.width; k++) {
-            const source = column.sources[k];
-            write(buffer, row * column.width + k, column.dtype, source.name, read(record, derived, source));
-          }
-        }
-        accepted.push(i);
-      } catch (err) {
-        if (!(err instanceof FieldError)) throw err;
-        errors.push({ index: i, field: err.field, reason: `${err.field} ${err.message}` });
-      }
-    }
-
+    const { accepted, errors } = this.fill(records, buffers, true);
     const m = accepted.length;
     const feeds: Record<string, ort.Tensor> = {};
     this.columns.forEach((column, c) => {
@@ -164,51 +135,40 @@ export class FeatureMapper {
     });
     return { feeds, accepted, errors };
   }
-}
 
-type Buffer = Float32Array | Float64Array | BigInt64Array | Uint8Array | string[];
-
-function allocate(dtype: Dtype, size: number): Buffer {
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(size);
-    case 'float64':
-      return new Float64Array(size);
-    case 'int64':
-      return new BigInt64Array(size);
-    case 'bool':
-      return new Uint8Array(size);
-    case 'string':
-      return new Array<string>(size);
+  /** The errors map() would report for these records, without building tensors. */
+  check(records: readonly FeatureRecord[]): RecordError[] {
+    const scratch = this.columns.map((c) => allocate(c.dtype, c.width));
+    return this.fill(records, scratch, false).errors;
   }
-}
 
-function trim(buffer: Buffer, size: number): Buffer {
-  if (buffer.length === size) return buffer;
-  return Array.isArray(buffer) ? buffer.slice(0, size) : buffer.subarray(0, size);
-}
-
-function write(buffer: Buffer, at: number, dtype: Dtype, field: string, value: unknown): void {
-  if (value === null || value === undefined) missing(field, value);
-  switch (dtype) {
-    case 'float32':
-    case 'float64':
-      if (typeof value !== 'number' || !Number.isFinite(value)) throw new FieldError(field, `must be a finite number, got ${describeValue(value)}`);
-      (buffer as Float64Array)[at] = value;
-      return;
-    case 'int64':
-      if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new FieldError(field, `must be an integer, got ${describeValue(value)}`);
-      (buffer as BigInt64Array)[at] = BigInt(value);
-      return;
-    case 'bool':
-      if (typeof value !== 'boolean') throw new FieldError(field, `must be true or false, got ${describeValue(value)}`);
-      (buffer as Uint8Array)[at] = value ? 1 : 0;
-      return;
-    case 'string':
-      if (typeof value === 'string') (buffer as string[])[at] = value;
-      else if (typeof value === 'number' && Number.isFinite(value)) (buffer as string[])[at] = String(value);
-      else throw new FieldError(field, `must be a string, got ${describeValue(value)}`);
-      return;
+  /** Writes each accepted record's row (compact) or every record over row 0 (a dry run). */
+  private fill(records: readonly FeatureRecord[], buffers: TensorBuffer[], compact: boolean): { accepted: number[]; errors: RecordError[] } {
+    const accepted: number[] = [];
+    const errors: RecordError[] = [];
+    const derived: unknown[] = new Array(this.spec.derived.length);
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i];
+      const row = compact ? accepted.length : 0;
+      try {
+        if (record === null || typeof record !== 'object' || Array.isArray(record)) throw new FieldError('(record)', 'must be a JSON object');
+        for (let d = 0; d < this.spec.derived.length; d++) derived[d] = computeDerived(this.spec.derived[d], record, derived, this.derivedSources);
+        for (let c = 0; c < this.columns.length; c++) {
+          const column = this.columns[c];
+          const buffer = buffers[c];
+          for (let k = 0; k < column.width; k++) {
+            const source = column.sources[k];
+            const problem = storeValue(buffer, row * column.width + k, column.dtype, read(record, derived, source));
+            if (problem !== undefined) throw new FieldError(source.name, problem);
+          }
+        }
+        accepted.push(i);
+      } catch (err) {
+        if (!(err instanceof FieldError)) throw err;
+        errors.push({ index: i, field: err.field, reason: `${err.field} ${err.message}` });
+      }
+    }
+    return { accepted, errors };
   }
 }
 

@@ -7,6 +7,7 @@ import { FeatureMapper, readPredictions, type FeatureRecord, type RecordError } 
 import { readMetadata, resolveSpec, type ModelMetadata } from './metadata.ts';
 import type { FeatureSpec, ResolvedSpec } from './spec.ts';
 import type { ModelStore, ModelVersion } from './store.ts';
+import { ModelResolver } from './resolver.ts';
 
 export interface PredictResult {
   /** One entry per input record, in order; null where the record was rejected. */
@@ -88,6 +89,8 @@ interface CacheEntry {
 export class ModelCache {
   private readonly entries = new Map<string, CacheEntry>();
   private readonly sweeper: NodeJS.Timeout;
+  /** The process's model resolver (src/registry/resolver.ts): one per cache, so one per process. */
+  readonly resolver: ModelResolver;
 
   constructor(
     private readonly store: ModelStore,
@@ -95,6 +98,7 @@ export class ModelCache {
     private readonly idleMs = IDLE_MS,
   ) {
     this.sweeper = setInterval(() => this.dropIdle(Date.now()), Math.min(idleMs, 60_000)).unref();
+    this.resolver = new ModelResolver(store, this);
   }
 
   get(version: Pick<ModelVersion, 'name' | 'version'>): Promise<LoadedModel> {
@@ -124,8 +128,9 @@ export class ModelCache {
     return dropped;
   }
 
-  async resolve(ref: string): Promise<LoadedModel> {
-    return this.get(await this.store.resolve(ref));
+  /** The loaded version a reference names, through the resolver (resolver.load). */
+  resolve(ref: string): Promise<LoadedModel> {
+    return this.resolver.load(ref);
   }
 
   private async load(name: string, versionNumber: number): Promise<LoadedModel> {
@@ -140,6 +145,7 @@ export class ModelCache {
 
   async release(): Promise<void> {
     clearInterval(this.sweeper);
+    await this.resolver.stop();
     const models = await Promise.allSettled([...this.entries.values()].map((e) => e.model));
     this.entries.clear();
     for (const m of models) if (m.status === 'fulfilled') await m.value.session.release();

@@ -17,6 +17,18 @@ export interface ModelVersion {
   createdAt: string;
 }
 
+export interface ModelHead {
+  latest: number;
+  aliases: Record<string, number>;
+}
+
+/** The version a reference names, given its model's head; undefined when it names none. */
+export function targetOf(ref: ModelRef, head: ModelHead | undefined): number | undefined {
+  if (ref.version !== undefined) return ref.version;
+  if (!head) return undefined;
+  return ref.alias ? head.aliases[ref.alias] : (head.aliases[DEFAULT_ALIAS] ?? head.latest);
+}
+
 export class ModelNotFoundError extends Error {
   override name = 'ModelNotFoundError';
 }
@@ -39,7 +51,8 @@ function toVersion(row: Record<string, any>): ModelVersion {
 }
 
 export class ModelStore {
-  constructor(private readonly pool: Pool) {}
+  /** Also where the model resolver opens its LISTEN connection (src/registry/resolver.ts). */
+  constructor(readonly pool: Pool) {}
 
   /** Stores a new version (the next number for that name) and, optionally, points an alias at it. */
   async insert(v: { name: string; bytes: Uint8Array; sha256: string; metadata: ModelMetadata; spec: FeatureSpec; metrics: Record<string, number>; alias?: string }): Promise<ModelVersion> {
@@ -93,6 +106,26 @@ export class ModelStore {
       if (latest.rows[0].version) return this.get(ref.name, latest.rows[0].version);
     }
     throw new ModelNotFoundError(`model ${formatRef(ref)} does not exist${ref.alias ? '' : ' (no versions registered)'}`);
+  }
+
+  /**
+   * What references to these models point at now, in one query: each name's latest version
+   * and its aliases. Names without versions are absent. The model resolver polls this.
+   */
+  async heads(names: readonly string[]): Promise<Map<string, ModelHead>> {
+    const { rows } = await this.pool.query(
+      `SELECT v.name, max(v.version) AS latest,
+              (SELECT jsonb_object_agg(a.alias, a.version) FROM model_aliases a WHERE a.name = v.name) AS aliases
+       FROM model_versions v WHERE v.name = ANY($1) GROUP BY v.name`,
+      [names],
+    );
+    return new Map(rows.map((r) => [r.name as string, { latest: r.latest as number, aliases: (r.aliases ?? {}) as Record<string, number> }]));
+  }
+
+  /** The version numbers of one model, ascending. */
+  async versionNumbers(name: string): Promise<number[]> {
+    const { rows } = await this.pool.query('SELECT version FROM model_versions WHERE name = $1 ORDER BY version', [name]);
+    return rows.map((r) => r.version as number);
   }
 
   async bytes(name: string, version: number): Promise<Buffer> {

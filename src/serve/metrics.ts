@@ -1,4 +1,5 @@
-// The web service's Prometheus metrics, on the process-wide registry.
+// The web service's Prometheus metrics, on the process-wide registry. Inference metrics are
+// the data plane's (src/inference/metrics.ts), with lane="web".
 import { Counter, Histogram } from 'prom-client';
 import { metricsRegistry } from '../metrics.ts';
 
@@ -16,22 +17,6 @@ export const httpLatency = new Histogram({
   help: 'Time from receiving a request to sending its response',
   labelNames: ['route', 'model'] as const,
   buckets: LATENCY_BUCKETS,
-  registers: [metricsRegistry],
-});
-
-export const inferenceTime = new Histogram({
-  name: 'mldeploy_inference_duration_seconds',
-  help: 'Time spent in one onnxruntime call (feature mapping included)',
-  labelNames: ['model', 'version'] as const,
-  buckets: LATENCY_BUCKETS,
-  registers: [metricsRegistry],
-});
-
-export const inferenceBatchSize = new Histogram({
-  name: 'mldeploy_inference_batch_records',
-  help: 'Records scored per onnxruntime call',
-  labelNames: ['model'] as const,
-  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024],
   registers: [metricsRegistry],
 });
 

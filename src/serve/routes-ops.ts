@@ -10,8 +10,8 @@ export async function opsRoutes(app: FastifyInstance, ctx: ServeContext): Promis
 
   const readiness = { type: 'object', properties: { status: { type: 'string' }, models: { type: 'object', additionalProperties: { type: 'integer' } } } };
   app.get('/readyz', { schema: { tags, summary: 'Ready once the default models are loaded', response: { 200: readiness, 503: readiness } } }, async (_request, reply) => {
-    const ready = ctx.serving.ready();
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'loading', models: ctx.serving.snapshot() });
+    const ready = ctx.resolver.ready();
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'loading', models: ctx.resolver.snapshot() });
   });
 
   app.get('/metrics', { schema: { tags, summary: 'Prometheus metrics' } }, async (_request, reply) => {

@@ -24,7 +24,7 @@ function rejected(errors: RecordError[], batch: boolean) {
 }
 
 export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Promise<void> {
-  const { serving, scorer, config } = ctx;
+  const { plane, config } = ctx;
 
   app.post<{ Body: FeatureRecord }>(
     '/predict',
@@ -40,9 +40,9 @@ export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Pr
       },
     },
     async (request) => {
-      const model = await serving.resolve(config.defaultModel);
+      const model = await plane.model(config.defaultModel);
       request.served = model;
-      const outcome = await scorer.one(model, request.body);
+      const outcome = await plane.one(model, request.body);
       if (outcome.error) throw rejected([outcome.error], false);
       ctx.predictionLog?.add(request.id, model, [request.body], [outcome.prediction]);
       return { duration: outcome.prediction, model_version: model.version };
@@ -68,17 +68,17 @@ export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Pr
       },
     },
     async (request, reply) => {
-      const model = await serving.resolve(request.params.ref);
+      const model = await plane.model(request.params.ref);
       request.served = model;
       const batch = Array.isArray(request.body);
       const records = batch ? (request.body as FeatureRecord[]) : [request.body as FeatureRecord];
       let predictions: number[];
       if (batch) {
-        const result = await scorer.many(model, records, untilClientGone(reply));
+        const result = await plane.many(model, records, untilClientGone(reply));
         if (result.errors.length) throw rejected(result.errors, true);
         predictions = result.predictions as number[];
       } else {
-        const outcome = await scorer.one(model, records[0]);
+        const outcome = await plane.one(model, records[0]);
         if (outcome.error) throw rejected([outcome.error], false);
         predictions = [outcome.prediction];
       }

@@ -2,15 +2,11 @@
 // extension is not supported: with tritonclient.http, pass binary_data=False to
 // InferInput.set_data_from_numpy and InferRequestedOutput.
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type ort from 'onnxruntime-node';
 import { validateModelName } from '../registry/refs.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
-import { badRequest, errorResponses, HttpError, untilClientGone } from './errors.ts';
-import { inferenceTime } from './metrics.ts';
-import { SLICE_RECORDS } from './scorer.ts';
+import { badRequest, ClientGoneError, errorResponses, HttpError, untilClientGone } from './errors.ts';
 import type { ServeContext } from './context.ts';
-import { concatRows, datatypeOf, fromTensor, sliceRows, toFeeds, v2Shape, type V2InputTensor, type V2OutputTensor } from './v2-tensors.ts';
+import { datatypeOf, fromTensor, toFeeds, v2Shape, type V2InputTensor } from './v2-tensors.ts';
 
 const DATATYPE_ENUM = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'];
 
@@ -98,39 +94,12 @@ interface InferBody {
   outputs?: Array<{ name: string }>;
 }
 
-/** True when every input and output has a variable first dimension, so a request can be run in row slices. */
-function sliceable(model: LoadedModel): boolean {
-  const { inputs, outputs } = model.metadata;
-  return [...inputs, ...outputs].every((t) => t.shape.length > 0 && typeof t.shape[0] !== 'number');
-}
-
-async function run(model: LoadedModel, feeds: Record<string, ort.Tensor>, rows: number, names: string[], signal: AbortSignal): Promise<V2OutputTensor[]> {
-  const slices = rows > SLICE_RECORDS && sliceable(model) ? Math.ceil(rows / SLICE_RECORDS) : 1;
-  const parts: V2OutputTensor[][] = [];
-  for (let s = 0; s < slices; s++) {
-    if (s > 0) await yieldToEventLoop();
-    signal.throwIfAborted();
-    const sliceFeeds = slices === 1 ? feeds : Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, sliceRows(t, s * SLICE_RECORDS, Math.min(rows, (s + 1) * SLICE_RECORDS))]));
-    const started = performance.now();
-    let outputs: ort.InferenceSession.ReturnType;
-    try {
-      outputs = await model.session.run(sliceFeeds, names);
-    } catch (err) {
-      // The tensors match the declared metadata; what onnxruntime still rejects is the caller's data.
-      throw badRequest(`the model rejected the inputs: ${(err as Error).message.split('\n')[0]}`);
-    }
-    inferenceTime.observe({ model: model.name, version: String(model.version) }, (performance.now() - started) / 1000);
-    parts.push(names.map((n) => fromTensor(n, outputs[n])));
-  }
-  return names.map((_, i) => concatRows(parts.map((p) => p[i])));
-}
-
 export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise<void> {
   const tags = ['Open Inference Protocol v2'];
 
   async function modelFor(params: ModelParams): Promise<LoadedModel> {
     validateModelName(params.name);
-    return ctx.serving.resolve(params.version ? `${params.name}@${Number(params.version)}` : params.name);
+    return ctx.plane.model(params.version ? `${params.name}@${Number(params.version)}` : params.name);
   }
 
   app.get('/v2', { schema: { tags, summary: 'Server metadata', response: { 200: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, extensions: { type: 'array', items: { type: 'string' } } } } } } }, async () => ({
@@ -142,15 +111,15 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
   const healthResponse = { 200: { type: 'object', properties: { live: { type: 'boolean' }, ready: { type: 'boolean' } } }, 503: { type: 'object', properties: { ready: { type: 'boolean' } } } };
   app.get('/v2/health/live', { schema: { tags, summary: 'Liveness', response: healthResponse } }, async () => ({ live: true }));
   app.get('/v2/health/ready', { schema: { tags, summary: 'Readiness (the default models are loaded)', response: healthResponse } }, async (_request, reply) =>
-    reply.code(ctx.serving.ready() ? 200 : 503).send({ ready: ctx.serving.ready() }),
+    reply.code(ctx.resolver.ready() ? 200 : 503).send({ ready: ctx.resolver.ready() }),
   );
 
   const metadata = async (request: { params: ModelParams }) => {
     const model = await modelFor(request.params);
-    const { rows } = await ctx.pool.query('SELECT version FROM model_versions WHERE name = $1 ORDER BY version', [model.name]);
+    const versions = await ctx.store.versionNumbers(model.name);
     return {
       name: model.name,
-      versions: rows.map((r) => String(r.version)),
+      versions: versions.map(String),
       platform: 'onnxruntime_onnx',
       inputs: model.metadata.inputs.map((t) => ({ name: t.name, datatype: datatypeOf(t.type), shape: v2Shape(t) })),
       outputs: model.metadata.outputs.map((t) => ({ name: t.name, datatype: datatypeOf(t.type), shape: v2Shape(t) })),
@@ -180,7 +149,16 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
     const known = model.metadata.outputs.map((o) => o.name);
     const names = request.body.outputs?.map((o) => o.name) ?? known;
     for (const n of names) if (!known.includes(n)) throw badRequest(`the model has no output '${n}' (outputs: ${known.join(', ')})`);
-    const outputs = await run(model, feeds, rows, [...new Set(names)], untilClientGone(reply));
+    const wanted = [...new Set(names)];
+    let tensors;
+    try {
+      tensors = await ctx.plane.tensors(model, { feeds, rows, outputs: wanted }, untilClientGone(reply));
+    } catch (err) {
+      if ((err as Error).name === 'AbortError' || err instanceof ClientGoneError) throw err;
+      // The tensors match the declared metadata; what onnxruntime still rejects is the caller's data.
+      throw badRequest(`the model rejected the inputs: ${(err as Error).message.split('\n')[0]}`);
+    }
+    const outputs = wanted.map((n) => fromTensor(n, tensors[n]));
     return { model_name: model.name, model_version: String(model.version), ...(request.body.id !== undefined ? { id: request.body.id } : {}), outputs };
   };
   const inferSchema = {

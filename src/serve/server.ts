@@ -10,6 +10,7 @@ import type { Pool } from '../db/pool.ts';
 import { log } from '../log.ts';
 import type { ModelCache } from '../registry/runtime.ts';
 import type { ModelStore } from '../registry/store.ts';
+import { DataPlane } from '../inference/data-plane.ts';
 import { installAuth } from './auth.ts';
 import type { ServeConfig, ServeContext } from './context.ts';
 import { ErrorSchema, installErrorHandler } from './errors.ts';
@@ -18,8 +19,6 @@ import { PredictionLog } from './prediction-log.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { predictRoutes } from './routes-predict.ts';
 import { v2ContentTypes, v2Routes } from './routes-v2.ts';
-import { Scorer } from './scorer.ts';
-import { ServingModels } from './serving-models.ts';
 
 export type RoutePlugin = (app: FastifyInstance) => Promise<void> | void;
 
@@ -53,19 +52,26 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
 
-  const serving = new ServingModels(opts.pool, opts.store, opts.models, config.aliasPollMs, [config.defaultModel]);
+  // The process's one resolver (shared with a worker in the same process): it hears promotions
+  // at once and polls every aliasPollMs only while it cannot listen.
+  const resolver = opts.models.resolver;
+  resolver.setPollInterval(config.aliasPollMs);
   const ctx: ServeContext = {
     pool: opts.pool,
     config,
-    serving,
-    scorer: new Scorer({ maxBatch: config.batchMax, maxDelayUs: config.batchDelayUs }),
+    store: opts.store,
+    resolver,
+    plane: new DataPlane({ lane: 'web', resolver, maxBatch: config.batchMax, maxDelayUs: config.batchDelayUs }),
     predictionLog: config.predictionLog ? new PredictionLog(opts.pool, config.predictionLogQueue) : undefined,
     version: PACKAGE_VERSION,
   };
 
-  app.addHook('onReady', async () => serving.start());
+  // Ready once the default model is loaded; a missing one is retried (and loads when registered).
+  app.addHook('onReady', async () => {
+    resolver.start();
+    await resolver.require([config.defaultModel]);
+  });
   app.addHook('onClose', async () => {
-    await serving.stop();
     await ctx.predictionLog?.close();
   });
 

@@ -1,7 +1,9 @@
 // Open Inference Protocol (v2) tensors in JSON: checking request tensors against the
 // model's inputs, and turning onnxruntime outputs back into JSON.
 import ort from 'onnxruntime-node';
+import { allocate, storeValue } from '../registry/dtypes.ts';
 import type { TensorInfo } from '../registry/metadata.ts';
+import type { Dtype } from '../registry/spec.ts';
 import { badRequest } from './errors.ts';
 
 /** onnxruntime type → v2 datatype. */
@@ -55,44 +57,19 @@ function flatten(name: string, data: unknown[], expected: number): unknown[] {
   return flat;
 }
 
+/** v2 datatype → the element type mldeploy feeds (the only ones a registered model takes). */
+const DTYPES: Record<string, Dtype> = { FP32: 'float32', FP64: 'float64', INT64: 'int64', BOOL: 'bool', BYTES: 'string' };
+
+/** The same value checks as record fields (src/registry/dtypes.ts), strictly: BYTES takes strings only. */
 function fill(name: string, datatype: string, values: unknown[]): ort.Tensor['data'] {
-  const bad = (i: number, what: string) => badRequest(`input '${name}': element ${i} must be ${what}, got ${JSON.stringify(values[i])?.slice(0, 40)}`);
-  switch (datatype) {
-    case 'FP32':
-    case 'FP64': {
-      const out = datatype === 'FP32' ? new Float32Array(values.length) : new Float64Array(values.length);
-      for (let i = 0; i < values.length; i++) {
-        const v = values[i];
-        if (typeof v !== 'number') throw bad(i, 'a number');
-        out[i] = v;
-      }
-      return out;
-    }
-    case 'INT64': {
-      const out = new BigInt64Array(values.length);
-      for (let i = 0; i < values.length; i++) {
-        const v = values[i];
-        if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw bad(i, 'an integer');
-        out[i] = BigInt(v);
-      }
-      return out;
-    }
-    case 'BOOL': {
-      const out = new Uint8Array(values.length);
-      for (let i = 0; i < values.length; i++) {
-        const v = values[i];
-        if (typeof v !== 'boolean') throw bad(i, 'true or false');
-        out[i] = v ? 1 : 0;
-      }
-      return out;
-    }
-    case 'BYTES': {
-      for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') throw bad(i, 'a string');
-      return values as string[];
-    }
-    default:
-      throw badRequest(`input '${name}': datatype ${datatype} is not supported`);
+  const dtype = DTYPES[datatype];
+  if (!dtype) throw badRequest(`input '${name}': datatype ${datatype} is not supported`);
+  const out = allocate(dtype, values.length);
+  for (let i = 0; i < values.length; i++) {
+    const problem = storeValue(out, i, dtype, values[i], true);
+    if (problem !== undefined) throw badRequest(`input '${name}': element ${i} ${problem}`);
   }
+  return out as ort.Tensor['data'];
 }
 
 /**
@@ -135,21 +112,4 @@ export function fromTensor(name: string, tensor: ort.Tensor): V2OutputTensor {
   else if (tensor.type === 'bool') values = Array.from(data as Uint8Array, (v) => v !== 0);
   else values = Array.from(data as ArrayLike<unknown>);
   return { name, datatype: datatypeOf(tensor.type), shape: [...tensor.dims], data: values };
-}
-
-/** Rows [start, end) of a tensor whose first dimension is the batch. */
-export function sliceRows(tensor: ort.Tensor, start: number, end: number): ort.Tensor {
-  const rows = tensor.dims[0];
-  const width = rows > 0 ? tensor.size / rows : 0;
-  const data = tensor.data as Float32Array | string[];
-  const part = Array.isArray(data) ? data.slice(start * width, end * width) : data.subarray(start * width, end * width);
-  return new ort.Tensor(tensor.type as 'float32', part as Float32Array, [end - start, ...tensor.dims.slice(1)]);
-}
-
-/** Joins the per-slice outputs of one tensor along the batch dimension. */
-export function concatRows(parts: V2OutputTensor[]): V2OutputTensor {
-  if (parts.length === 1) return parts[0];
-  const [first] = parts;
-  const rows = parts.reduce((n, p) => n + p.shape[0], 0);
-  return { ...first, shape: [rows, ...first.shape.slice(1)], data: parts.flatMap((p) => p.data) };
 }

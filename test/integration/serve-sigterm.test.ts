@@ -63,7 +63,7 @@ async function recordsScored(port: number): Promise<Map<string, number>> {
   const res = await request(port, 'GET', '/metrics');
   expect(res.status).toBe(200);
   const scored = new Map<string, number>();
-  for (const m of res.body.matchAll(/^mldeploy_inference_batch_records_sum\{model="([^"]+)"\} (\S+)$/gm)) scored.set(m[1], Number(m[2]));
+  for (const m of res.body.matchAll(/^mldeploy_inference_batch_records_sum\{lane="web",model="([^"]+)"\} (\S+)$/gm)) scored.set(m[1], Number(m[2]));
   return scored;
 }
 

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { openTestEnv, registerExample, type TestEnv } from '../helpers.ts';
-import { inferenceTime } from '../../src/serve/metrics.ts';
+import { inferenceDuration } from '../../src/inference/metrics.ts';
 import { RIDE, RIDES, registerAs, freshName, serveConfig, startServer, waitFor, type TestServer } from './serve-support.ts';
 
 let env: TestEnv;
@@ -353,7 +353,7 @@ describe('clients that go away', () => {
     await s.app.listen({ port: 0, host: '127.0.0.1' });
     const base = `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`;
     /** onnxruntime calls made for the model so far (a 10,000-record request takes 40 slices), read in-process. */
-    const calls = async () => (await inferenceTime.get()).values.filter((v) => v.metricName === 'mldeploy_inference_duration_seconds_count' && v.labels.model === solo).reduce((n, v) => n + v.value, 0);
+    const calls = async () => (await inferenceDuration.get()).values.filter((v) => v.metricName === 'mldeploy_inference_duration_seconds_count' && v.labels.model === solo && v.labels.lane === 'web').reduce((n, v) => n + v.value, 0);
     const rides = Array.from({ length: 10_000 }, (_, i) => RIDES[i % RIDES.length]);
     const requests = [
       { url: `/v1/models/${solo}/predict`, body: JSON.stringify(rides) },

@@ -1,9 +1,9 @@
-// Dynamic batching: concurrent single records share one call, and each caller gets its own
-// answer or its own error.
+// The data plane's dynamic batching: concurrent single records share one call, and each
+// caller gets its own answer or its own error; large requests run in slices.
 import { describe, expect, it } from 'vitest';
 import type { FeatureRecord } from '../../src/registry/features.ts';
 import type { LoadedModel, PredictResult } from '../../src/registry/runtime.ts';
-import { Scorer, SLICE_RECORDS } from '../../src/serve/scorer.ts';
+import { DataPlane, SLICE_RECORDS } from '../../src/inference/data-plane.ts';
 
 /** A stand-in model: doubles field x, rejects records without a number in x, and records its call sizes. */
 function fakeModel() {
@@ -21,10 +21,10 @@ function fakeModel() {
   return { model: model as unknown as LoadedModel, calls };
 }
 
-describe('Scorer', () => {
+describe('DataPlane', () => {
   it('scores concurrent single records in one call, each caller getting its own answer', async () => {
     const { model, calls } = fakeModel();
-    const scorer = new Scorer({ maxBatch: 64, maxDelayUs: 0 });
+    const scorer = new DataPlane({ lane: 'web', maxBatch: 64, maxDelayUs: 0 });
     const outcomes = await Promise.all([1, 2, 3, undefined, 5].map((x) => scorer.one(model, x === undefined ? {} : { x })));
     expect(calls).toEqual([5]);
     expect(outcomes.map((o) => o.prediction)).toEqual([2, 4, 6, undefined, 10]);
@@ -33,7 +33,7 @@ describe('Scorer', () => {
 
   it('never puts more than maxBatch records in one call', async () => {
     const { model, calls } = fakeModel();
-    const scorer = new Scorer({ maxBatch: 4, maxDelayUs: 1000 });
+    const scorer = new DataPlane({ lane: 'web', maxBatch: 4, maxDelayUs: 1000 });
     const outcomes = await Promise.all(Array.from({ length: 10 }, (_, x) => scorer.one(model, { x })));
     expect(calls).toEqual([4, 4, 2]);
     expect(outcomes.map((o) => o.prediction)).toEqual(Array.from({ length: 10 }, (_, x) => x * 2));
@@ -41,14 +41,14 @@ describe('Scorer', () => {
 
   it('scores each record alone when batching is off', async () => {
     const { model, calls } = fakeModel();
-    const scorer = new Scorer({ maxBatch: 1, maxDelayUs: 0 });
+    const scorer = new DataPlane({ lane: 'web', maxBatch: 1, maxDelayUs: 0 });
     await Promise.all([1, 2, 3].map((x) => scorer.one(model, { x })));
     expect(calls).toEqual([1, 1, 1]);
   });
 
   it('scores large requests in slices, keeping order and record positions', async () => {
     const { model, calls } = fakeModel();
-    const scorer = new Scorer({ maxBatch: 64, maxDelayUs: 0 });
+    const scorer = new DataPlane({ lane: 'web', maxBatch: 64, maxDelayUs: 0 });
     const records: FeatureRecord[] = Array.from({ length: SLICE_RECORDS * 2 + 3 }, (_, x) => ({ x }));
     records[SLICE_RECORDS + 1] = {};
     const { predictions, errors } = await scorer.many(model, records);

@@ -1,6 +1,7 @@
 // v2 tensor checks against model metadata, and slicing/joining along the batch dimension.
 import { describe, expect, it } from 'vitest';
-import { concatRows, datatypeOf, fromTensor, sliceRows, toFeeds, v2Shape } from '../../src/serve/v2-tensors.ts';
+import { datatypeOf, fromTensor, toFeeds, v2Shape } from '../../src/serve/v2-tensors.ts';
+import { joinRows, sliceRows } from '../../src/inference/data-plane.ts';
 import type { TensorInfo } from '../../src/registry/metadata.ts';
 import { HttpError } from '../../src/serve/errors.ts';
 
@@ -71,9 +72,10 @@ describe('v2 tensors', () => {
 
   it('slices rows and joins outputs back in order', () => {
     const { feeds } = toFeeds(valid(), MODEL, 100);
-    const parts = [sliceRows(feeds.x, 0, 1), sliceRows(feeds.x, 1, 2)].map((t) => fromTensor('x', t));
-    expect(parts[1]).toEqual({ name: 'x', datatype: 'FP32', shape: [1, 3], data: [4, 5, 6] });
-    expect(concatRows(parts)).toEqual(fromTensor('x', feeds.x));
+    const parts = [sliceRows(feeds.x, 0, 1), sliceRows(feeds.x, 1, 2)];
+    expect(fromTensor('x', parts[1])).toEqual({ name: 'x', datatype: 'FP32', shape: [1, 3], data: [4, 5, 6] });
+    expect(fromTensor('x', joinRows(parts))).toEqual(fromTensor('x', feeds.x));
+    expect(fromTensor('s', joinRows([sliceRows(feeds.s, 0, 1), sliceRows(feeds.s, 1, 2)]))).toEqual(fromTensor('s', feeds.s));
     expect(fromTensor('n', feeds.n).data).toEqual([7, -8]);
     expect(fromTensor('flag', feeds.flag).data).toEqual([true, false]);
   });
