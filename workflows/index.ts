@@ -1,3 +1,4 @@
 // Every workflow the mldeploy worker runs. Only deterministic code lives under workflows/.
 export { batchScoring } from './batch-scoring.ts';
 export { eventFanout } from './event-fanout.ts';
+export { streamPartition } from './stream-partition.ts';

@@ -8,11 +8,13 @@ export const MODEL_VERSION = defineSearchAttributeKey('MldeployModelVersion', Se
 export const EVENT_TYPE = defineSearchAttributeKey('MldeployEventType', SearchAttributeType.KEYWORD);
 export const DECISION_STATUS = defineSearchAttributeKey('MldeployDecisionStatus', SearchAttributeType.KEYWORD);
 export const DECISION_ACTION = defineSearchAttributeKey('MldeployDecisionAction', SearchAttributeType.KEYWORD);
+/** Batched streaming: the inbound-log partition a partition workflow consumes. */
+export const PARTITION = defineSearchAttributeKey('MldeployPartition', SearchAttributeType.INT);
 
 /** Set by Temporal on workflows that a Schedule starts (also for backfills): the nominal time. */
 export const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
 
-export const ALL_SEARCH_ATTRIBUTES = [JOB, MODEL_NAME, MODEL_VERSION, EVENT_TYPE, DECISION_STATUS, DECISION_ACTION];
+export const ALL_SEARCH_ATTRIBUTES = [JOB, MODEL_NAME, MODEL_VERSION, EVENT_TYPE, DECISION_STATUS, DECISION_ACTION, PARTITION];
 
 /** The CLI's spelling of each type, as in `temporal ... --search-attribute Name=Type`. */
 export const CLI_TYPE_NAMES: Record<string, string> = {

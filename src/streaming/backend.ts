@@ -23,6 +23,10 @@ export interface StreamBackend {
   append<T>(stream: StreamName, id: string, value: T): Promise<AppendResult<T>>;
   /** Records with offset > after, in offset order, at most limit of them. */
   read<T = unknown>(stream: StreamName, after: number, limit: number): Promise<StoredRecord<T>[]>;
+  /** The records with these ids (the ones that exist), by id. */
+  find<T = unknown>(stream: StreamName, ids: readonly string[]): Promise<Map<string, T>>;
+  /** Offset of the last record (0 for an empty stream). */
+  head(stream: StreamName): Promise<number>;
   /** Calls onAppend (possibly spuriously) after records are appended; returns an unsubscribe. */
   watch(stream: StreamName, onAppend: () => void): Promise<() => void>;
   close(): Promise<void>;

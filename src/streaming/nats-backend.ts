@@ -55,6 +55,16 @@ export class NatsStreamBackend implements StreamBackend {
     return { offset: ack.seq, value: stored ? (stored.json() as T) : value, created: false };
   }
 
+  async head(stream: StreamName): Promise<number> {
+    await this.ensure(stream);
+    return (await this.jsm.streams.info(this.names(stream).stream)).state.last_seq;
+  }
+
+  async find<T>(): Promise<Map<string, T>> {
+    // Looking records up by id needs a subject per record, which these streams do not have yet.
+    throw new Error("batched fan-out needs MLDEPLOY_STREAM_BACKEND=postgres for now (the JetStream backend cannot look records up by id)");
+  }
+
   async read<T>(stream: StreamName, after: number, limit: number): Promise<StoredRecord<T>[]> {
     await this.ensure(stream);
     const { stream: name } = this.names(stream);

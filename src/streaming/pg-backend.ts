@@ -75,6 +75,17 @@ export class PostgresStreamBackend implements StreamBackend {
     return rows.map((r) => ({ offset: r.stream_offset, id: r.record_id, value: r.record }));
   }
 
+  async find<T>(stream: StreamName, ids: readonly string[]): Promise<Map<string, T>> {
+    if (ids.length === 0) return new Map();
+    const { rows } = await this.pool.query('SELECT record_id, record FROM stream_records WHERE stream = $1 AND record_id = ANY($2::text[])', [this.key(stream), ids]);
+    return new Map(rows.map((r) => [r.record_id as string, r.record as T]));
+  }
+
+  async head(stream: StreamName): Promise<number> {
+    const { rows } = await this.pool.query('SELECT last_offset FROM stream_heads WHERE stream = $1', [this.key(stream)]);
+    return rows[0]?.last_offset ?? 0;
+  }
+
   async watch(stream: StreamName, onAppend: () => void): Promise<() => void> {
     const key = this.key(stream);
     let set = this.watchers.get(key);

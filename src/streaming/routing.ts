@@ -36,6 +36,20 @@ const Consumer = z
 
 const Route = z
   .object({
+    /**
+     * per-event: each event is its own workflow (low rates; every event visible in the Web UI).
+     * batched: events are appended to an inbound log and decided in batches by one workflow per
+     * partition (stream rates).
+     */
+    mode: z.enum(['per-event', 'batched']).default('per-event'),
+    /** batched: partitions of the inbound log; bounds the parallelism of the event type. */
+    partitions: z.number().int().min(1).max(256).default(4),
+    /** batched: payload field whose value picks the partition (events sharing it are decided in order); the event id when absent. */
+    partitionKey: z.string().min(1).optional(),
+    /** batched: most events per batch. */
+    batchMax: z.number().int().min(1).max(5_000).default(500),
+    /** batched: how long a partition waits for more events before it starts a batch that is not full. */
+    lingerMs: z.number().int().min(0).max(1_000).default(5),
     consumers: z.array(Consumer).min(1),
     decision: z.object({ rules: z.array(Rule), default: z.string().min(1) }).strict(),
   })
@@ -55,7 +69,11 @@ const Route = z
 export const RoutingSchema = z.object({ events: z.record(z.string().regex(NAME), Route) }).strict();
 
 export type Routing = z.infer<typeof RoutingSchema>;
+/** A routing file's content as written (defaults not yet applied). */
+export type RoutingInput = z.input<typeof RoutingSchema>;
 export type RouteConfig = z.infer<typeof Route>;
+/** A route as written in the routing file (defaults not yet applied). */
+export type RouteInput = z.input<typeof Route>;
 export type ConsumerConfig = z.infer<typeof Consumer>;
 
 export class RoutingError extends Error {

@@ -4,6 +4,8 @@
 // plan/decide activities on the main queue.
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createConsumerActivities, createStreamingActivities } from '../../activities/streaming.ts';
+import { createConsumerBatchActivities, createPartitionActivities } from '../../activities/stream-partition.ts';
+import type { InboundLog } from './inbound-log.ts';
 import type { Pool } from '../db/pool.ts';
 import type { ModelCache } from '../registry/runtime.ts';
 import type { ModelStore } from '../registry/store.ts';
@@ -35,6 +37,8 @@ export interface StreamingWorkerDeps {
   store: ModelStore;
   models: ModelCache;
   settings: StreamingSettings;
+  /** The inbound event log of batched mode. */
+  inbound: InboundLog;
 }
 
 /** The task queues of the named consumers (all of them when names is empty), from the routing file. */
@@ -47,7 +51,8 @@ export async function selectConsumerQueues(routingFile: string, names: string[])
 }
 
 export async function createConsumerWorkers(deps: StreamingWorkerDeps, taskQueues: string[], tuning: Partial<WorkerOptions> = {}): Promise<Worker[]> {
-  const activities = createConsumerActivities(deps, deps.settings);
+  // A consumer's queue serves both modes: single events and batches.
+  const activities = { ...createConsumerActivities(deps, deps.settings), ...createConsumerBatchActivities(deps) };
   return Promise.all(
     taskQueues.map((taskQueue) =>
       Worker.create({
@@ -76,7 +81,7 @@ export async function createEventWorker(
     namespace: deps.namespace,
     taskQueue,
     ...workflows,
-    activities: createStreamingActivities(deps, deps.settings),
+    activities: { ...createStreamingActivities(deps, deps.settings), ...createPartitionActivities(deps) },
     ...EVENT_WORKFLOW_TUNING,
     maxConcurrentActivityTaskExecutions: 50,
     shutdownGraceTime: '10 seconds',

@@ -7,11 +7,11 @@ import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporal
 import { startBatchRun } from '../../src/batch/client.ts';
 import type { RunSummary } from '../../src/batch/scorer.ts';
 import type { Pool } from '../../src/db/pool.ts';
-import { ensureExampleModels } from '../../src/demo.ts';
+import { RIDE_COLUMNS, ensureExampleModels } from '../../src/demo.ts';
 import { ModelStore } from '../../src/registry/store.ts';
 import { seedRides } from '../../src/rides/seed.ts';
 import { emitEvent } from '../../src/streaming/emit.ts';
-import type { Routing } from '../../src/streaming/routing.ts';
+import type { RoutingInput } from '../../src/streaming/routing.ts';
 import { progressQuery, type batchScoring } from '../../workflows/batch-scoring.ts';
 import { uniqueName } from '../helpers.ts';
 import type { FaultStack } from './stack.ts';
@@ -35,7 +35,7 @@ export async function seedWorkload(stack: FaultStack, rows: number): Promise<voi
  */
 export function createDeployment(dir: string): Deployment {
   const tag = uniqueName('fault');
-  const routing: Routing = {
+  const routing: RoutingInput = {
     events: {
       [EVENT_TYPE]: {
         consumers: CONSUMERS.map((name) => ({
@@ -66,7 +66,7 @@ export async function startBatch(client: Client, deployment: Deployment, rows: n
   const handle = await startBatchRun(client, deployment.taskQueue, {
     name: job,
     model: 'trip-duration@production',
-    source: { table: 'ride_durations', actualColumn: 'duration', passthrough: ['PULocationID', 'DOLocationID'] },
+    source: { table: 'ride_durations', ...RIDE_COLUMNS, actualColumn: 'duration', passthrough: ['PULocationID', 'DOLocationID'] },
     window: { from: MONTH.from, to: MONTH.to },
     chunkSize: Math.max(1_000, Math.ceil(rows / 20)),
     parallelism: 2,

@@ -8,9 +8,10 @@ import { bundleWorkflowCode, type Worker, type WorkflowBundleWithSourceMap } fro
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { WORKFLOWS_PATH } from '../../src/worker.ts';
 import type { StreamBackend } from '../../src/streaming/backend.ts';
+import { PostgresInboundLog } from '../../src/streaming/inbound-log.ts';
 import { streamingSettings, type StreamingSettings } from '../../src/streaming/settings.ts';
 import { createConsumerWorkers, createEventWorker, type StreamingWorkerDeps } from '../../src/streaming/workers.ts';
-import type { RouteConfig } from '../../src/streaming/routing.ts';
+import type { RouteInput } from '../../src/streaming/routing.ts';
 import { registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
@@ -31,7 +32,7 @@ export async function registerRideModels(env: TestEnv): Promise<ExampleModels> {
 }
 
 /** The ride_started route of config/routing.json, pointed at this run's models and queues. */
-export function rideRoute(models: ExampleModels, tag: string, tip: { required: boolean; waitMs?: number; maxAttempts?: number } = { required: false, waitMs: 5_000 }): RouteConfig {
+export function rideRoute(models: ExampleModels, tag: string, tip: { required: boolean; waitMs?: number; maxAttempts?: number } = { required: false, waitMs: 5_000 }): RouteInput {
   const queue = (name: string) => `${tag}-consumer-${name}`;
   return {
     consumers: [
@@ -85,7 +86,7 @@ function runner(create: () => Promise<Worker>): ConsumerWorker {
 
 export async function openStreamRig(
   env: TestEnv,
-  routes: (tag: string) => Record<string, RouteConfig>,
+  routes: (tag: string) => Record<string, RouteInput>,
   options: { backend?: 'postgres' | 'nats'; startConsumers?: boolean; skipConsumers?: string[] } = {},
 ): Promise<StreamTestRig> {
   const tag = uniqueName('st');
@@ -95,7 +96,8 @@ export async function openStreamRig(
   fs.writeFileSync(routingFile, JSON.stringify({ events }, null, 2));
   const settings = streamingSettings({ routingFile, backend: options.backend ?? 'postgres', namespace: tag, natsUrl: '127.0.0.1:4222' }, env.pool);
   const models = new ModelCache(env.store, 1);
-  const deps: StreamingWorkerDeps = { connection: env.connection, namespace: 'default', pool: env.pool, store: env.store, models, settings };
+  const inbound = new PostgresInboundLog(env.pool, tag);
+  const deps: StreamingWorkerDeps = { connection: env.connection, namespace: 'default', pool: env.pool, store: env.store, models, settings, inbound };
   const taskQueue = `${tag}-events`;
   const eventWorker = runner(async () => createEventWorker(deps, taskQueue, { workflowBundle: await workflowBundle() }));
   await eventWorker.start();
@@ -118,6 +120,7 @@ export async function openStreamRig(
       await models.release();
       if ('destroy' in backend && typeof backend.destroy === 'function') await backend.destroy();
       await backend.close();
+      await inbound.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

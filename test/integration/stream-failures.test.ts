@@ -6,7 +6,7 @@ import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emitEvent, startEvent } from '../../src/streaming/emit.ts';
 import { parseEvent } from '../../src/streaming/event.ts';
-import type { RouteConfig } from '../../src/streaming/routing.ts';
+import type { RouteInput } from '../../src/streaming/routing.ts';
 import type { Decision } from '../../src/streaming/types.ts';
 import { openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
 import { openStreamRig, readAll, registerRideModels, ride, rideRoute, type StreamTestRig } from './stream-env.ts';
@@ -15,7 +15,7 @@ let env: TestEnv;
 let rig: StreamTestRig;
 let tag: string;
 
-function flakyRoute(duration: string, required: boolean): RouteConfig {
+function flakyRoute(duration: string, required: boolean): RouteInput {
   return {
     consumers: [{ name: required ? 'flaky' : 'flaky-opt', model: duration, taskQueue: `${tag}-consumer-${required ? 'flaky' : 'flaky-opt'}`, features: 'ride', required, timeoutMs: 2_000, maxAttempts: required ? 3 : 2 }],
     decision: { rules: [], default: 'accept' },

@@ -1,0 +1,89 @@
+// Batched fan-out end to end on a real Temporal dev server and PostgreSQL: events appended to
+// the inbound log are decided by the partition workflows exactly once, in key order, with
+// invalid events dead-lettered beside normally decided neighbours.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventIngress } from '../../src/streaming/ingress.ts';
+import { PostgresInboundLog } from '../../src/streaming/inbound-log.ts';
+import type { Decision, PredictionRecord } from '../../src/streaming/types.ts';
+import { openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
+import { inParallel, openStreamRig, readAll, registerRideModels, ride, rideRoute, type ExampleModels, type StreamTestRig } from './stream-env.ts';
+
+let env: TestEnv;
+let rig: StreamTestRig;
+let models: ExampleModels;
+let ingress: EventIngress;
+let inbound: PostgresInboundLog;
+
+beforeAll(async () => {
+  env = await openTestEnv();
+  models = await registerRideModels(env);
+  rig = await openStreamRig(env, (tag) => ({
+    ride_started: { ...rideRoute(models, tag, { required: true }), mode: 'batched', partitions: 4, partitionKey: 'ride_id' },
+  }));
+  inbound = new PostgresInboundLog(env.pool, rig.tag);
+  ingress = new EventIngress({ client: env.client, taskQueue: rig.taskQueue, namespace: rig.tag, routingFile: rig.routingFile, backend: rig.backend, inbound, waitMs: 30_000 });
+});
+afterAll(async () => {
+  ingress?.close();
+  await inbound?.close();
+  await rig?.close();
+  await env?.close();
+});
+
+describe('batched ride_started fan-out', () => {
+  it('5,000 events become 5,000 decisions and 15,000 predictions; re-sending 500 changes nothing', async () => {
+    const batch = uniqueName('ride');
+    const ids = Array.from({ length: 5_000 }, (_, i) => `${batch}-${i}`);
+    const accepted = await inParallel(ids, 200, (id) => ingress.emit({ id, type: 'ride_started', payload: { ride: ride(ids.indexOf(id)), ride_id: id } }));
+    expect(accepted.every((r) => r.status === 'accepted' && r.offset! > 0)).toBe(true);
+    // The last one waits for its decision through the decision stream.
+    const last = await ingress.emit({ id: ids[ids.length - 1], type: 'ride_started', payload: { ride: ride(1), ride_id: ids[ids.length - 1] } }, { wait: true });
+    expect(last.status).toBe('done');
+    await expect.poll(async () => (await readAll<Decision>(rig.backend, 'decisions')).length, { timeout: 60_000, interval: 500 }).toBe(5_000);
+    const decisions = await readAll<Decision>(rig.backend, 'decisions');
+    const predictions = await readAll<PredictionRecord>(rig.backend, 'predictions');
+    expect(predictions.length).toBe(15_000);
+    expect(new Set(decisions.map((d) => d.value.eventId))).toEqual(new Set(ids));
+    expect(decisions.every((d) => d.value.status === 'decided' && Object.keys(d.value.predictions).length === 3)).toBe(true);
+
+    const again = await inParallel(ids.slice(0, 500), 100, (id) => ingress.emit({ id, type: 'ride_started', payload: { ride: ride(1), ride_id: id } }, { wait: true }));
+    expect(again.every((r) => r.status === 'done')).toBe(true);
+    expect(again.every((r) => r.status === 'done' && r.decision.eventId === r.eventId)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await readAll(rig.backend, 'decisions')).length).toBe(5_000);
+    expect((await readAll(rig.backend, 'predictions')).length).toBe(15_000);
+  });
+
+  it('decides events sharing a partition key in emit order', async () => {
+    const key = uniqueName('key');
+    const ids = Array.from({ length: 200 }, (_, i) => `${key}-${String(i).padStart(3, '0')}`);
+    for (const id of ids) await ingress.emit({ id, type: 'ride_started', payload: { ride: ride(3), ride_id: key } });
+    await expect.poll(async () => (await readAll<Decision>(rig.backend, 'decisions')).filter((d) => d.value.eventId.startsWith(key)).length, { timeout: 30_000, interval: 250 }).toBe(200);
+    const order = (await readAll<Decision>(rig.backend, 'decisions')).filter((d) => d.value.eventId.startsWith(key)).map((d) => d.value.eventId);
+    expect(order).toEqual(ids);
+  });
+
+  it('dead-letters an invalid event in the middle of a batch; its neighbours are decided normally', async () => {
+    const tag = uniqueName('mixed');
+    const ids = Array.from({ length: 21 }, (_, i) => `${tag}-${i}`);
+    const results = await Promise.all(
+      ids.map((id, i) =>
+        ingress.emit({ id, type: 'ride_started', payload: { ride: i === 10 ? { PULocationID: 'nowhere', DOLocationID: 5 } : ride(i), ride_id: tag } }, { wait: true }),
+      ),
+    );
+    const byId = new Map(results.map((r) => [r.eventId, r]));
+    const bad = byId.get(ids[10])!;
+    expect(bad.status).toBe('done');
+    if (bad.status !== 'done') return;
+    expect(bad.decision.status).toBe('rejected');
+    expect(bad.decision.reasons.join(' ')).toMatch(/payload\.ride\./);
+    for (const id of ids.filter((_, i) => i !== 10)) {
+      const r = byId.get(id)!;
+      expect(r.status === 'done' && r.decision.status).toBe('decided');
+    }
+    const { rows } = await env.pool.query('SELECT reason FROM dead_letters WHERE event_type = $1 AND event_id = $2', ['ride_started', ids[10]]);
+    expect(rows[0].reason).toMatch(/PULocationID|DOLocationID|trip_distance/);
+    const predictions = await readAll<PredictionRecord>(rig.backend, 'predictions');
+    expect(predictions.filter((p) => p.value.eventId === ids[10])).toHaveLength(0);
+  });
+});

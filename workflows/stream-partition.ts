@@ -1,0 +1,152 @@
+// Batched fan-out: one long-lived workflow per (event type, partition) consumes the inbound
+// log, the Temporal counterpart of a Kinesis shard consumer. In a loop it claims the next
+// offset range, runs every consumer's batch activity on that consumer's own task queue,
+// decides the range (in offset order, so events sharing a key are decided in emit order) and
+// commits it. Batches are pipelined: the next is claimed while earlier ones' consumers run.
+// Only offsets, counts and failed offsets pass through history; continue-as-new bounds it.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  TimeoutFailure,
+  continueAsNew,
+  defineQuery,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { PartitionActivities } from '../activities/stream-partition.ts';
+import type {
+  BatchConsumerPlan,
+  ClaimedBatch,
+  ConsumerBatchOutcome,
+  PartitionInput,
+  PartitionStatus,
+} from '../src/streaming/partition-types.ts';
+
+/** Batches whose consumers may run at once; their decisions still happen in order. */
+const MAX_IN_FLIGHT = 3;
+/** Claims per run before continue-as-new (each claim adds a handful of history events). */
+const CLAIMS_PER_RUN = 400;
+/** How long an idle partition's claim waits for an event before the loop goes round again. */
+const IDLE_WAIT_MS = 5_000;
+
+export const partitionStatusQuery = defineQuery<PartitionStatus>('status');
+
+// Claim and decide run next to the workflow (local activities): two fewer trips through the
+// server per batch. Both are idempotent and retried until they succeed, so a broken routing
+// file or a database outage makes the partition wait, never skip.
+const { claimBatch, decideBatch } = proxyLocalActivities<PartitionActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds' },
+});
+
+const { deliverBatchCallbacks } = proxyActivities<PartitionActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 8 },
+});
+
+const { awaitEvents } = proxyActivities<PartitionActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
+});
+
+function failureReason(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof TimeoutFailure) return `no result in time (${cause.message})`;
+  if (cause instanceof ApplicationFailure) return cause.message;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+async function runConsumer(input: PartitionInput, batch: ClaimedBatch, consumer: BatchConsumerPlan): Promise<ConsumerBatchOutcome> {
+  const { scoreConsumerBatch } = proxyActivities<PartitionActivities>({
+    taskQueue: consumer.taskQueue,
+    startToCloseTimeout: consumer.timeoutMs,
+    // Optional consumers bound the whole wait, queueing included (their workers may be down).
+    scheduleToCloseTimeout: consumer.waitMs,
+    retry: { initialInterval: '100 milliseconds', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: consumer.maxAttempts },
+  });
+  try {
+    const result = await scoreConsumerBatch({
+      eventType: input.eventType,
+      partition: input.partition,
+      from: batch.after + 1,
+      to: batch.to,
+      consumer: consumer.name,
+      model: consumer.model,
+      ...(consumer.features === undefined ? {} : { features: consumer.features }),
+      skip: batch.invalid,
+    });
+    return { consumer: consumer.name, required: consumer.required, status: 'ok', failed: result.failed };
+  } catch (err) {
+    return { consumer: consumer.name, required: consumer.required, status: 'missing', reason: failureReason(err) };
+  }
+}
+
+export async function streamPartition(input: PartitionInput): Promise<void> {
+  const ref = { eventType: input.eventType, partition: input.partition };
+  const startedAt = Date.now();
+  let committed = input.committed;
+  let claimed = input.committed;
+  let head = 0;
+  let lastBatchSize = 0;
+  let decidedThisRun = 0;
+  const inFlight = new Set<Promise<void>>();
+  // Decisions are made one batch after another, in offset order.
+  let decisions: Promise<void> = Promise.resolve();
+
+  setHandler(partitionStatusQuery, () => {
+    const seconds = (Date.now() - startedAt) / 1000;
+    return {
+      ...ref,
+      committed: committed ?? 0,
+      claimed: claimed ?? 0,
+      head,
+      lag: Math.max(0, head - (committed ?? 0)),
+      eventsPerSecond: seconds > 0 ? decidedThisRun / seconds : 0,
+      lastBatchSize,
+      batchesInFlight: inFlight.size,
+      decided: (input.decided ?? 0) + decidedThisRun,
+    };
+  });
+
+  function track(work: Promise<void>): void {
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work));
+  }
+
+  function dispatch(batch: ClaimedBatch): void {
+    const outcomes = batch.count === 0 ? Promise.resolve([]) : Promise.all(batch.consumers.map((c) => runConsumer(input, batch, c)));
+    const decided = decisions.then(async () => {
+      const result = await decideBatch({ ...ref, from: batch.after + 1, to: batch.to, invalid: batch.invalid, policy: batch.policy, outcomes: await outcomes });
+      committed = batch.to;
+      decidedThisRun += result.decided;
+      // Callbacks do not hold up the partition: the decisions are in the stream already.
+      if (result.callbacks > 0) track(deliverBatchCallbacks({ ...ref, from: batch.after + 1, to: batch.to }).catch(() => undefined));
+    });
+    decisions = decided;
+    track(decided);
+  }
+
+  for (let claims = 0; claims < CLAIMS_PER_RUN && !workflowInfo().continueAsNewSuggested; claims++) {
+    if (inFlight.size >= MAX_IN_FLIGHT) {
+      await Promise.race(inFlight);
+      continue;
+    }
+    const batch = await claimBatch({ ...ref, ...(claimed === undefined ? {} : { after: claimed }) });
+    head = batch.head;
+    committed ??= batch.after;
+    claimed = batch.to;
+    if (batch.to === batch.after) {
+      // Nothing new. An idle partition waits in a normal activity: a waiting local activity
+      // would hold the workflow task open (and with it the worker's shutdown).
+      if (inFlight.size > 0) await Promise.race(inFlight);
+      else await awaitEvents({ ...ref, after: claimed, waitMs: IDLE_WAIT_MS });
+      continue;
+    }
+    lastBatchSize = batch.count;
+    dispatch(batch);
+  }
+  await Promise.all(inFlight);
+  await continueAsNew<typeof streamPartition>({ ...input, committed, decided: (input.decided ?? 0) + decidedThisRun });
+}
