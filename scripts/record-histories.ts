@@ -1,0 +1,153 @@
+// Records workflow histories for the replay test (test/workflows/replay.test.ts), which
+// replays every test/fixtures/histories/*.pb on today's workflow code in `npm test`.
+//
+//   node --import tsx scripts/record-histories.ts                     # every recorder below
+//   node --import tsx scripts/record-histories.ts eventFanout         # one workflow's scenarios
+//   node --import tsx scripts/record-histories.ts batchScoring--cancelled
+//
+// It starts its own in-memory dev server (the project's `temporal` CLI, as the tests find it),
+// runs each scenario on the current workflows/ code with the mocked activities of
+// test/workflows/support.ts, and writes `<workflow>--<scenario>.pb` (one file per run:
+// `-run2`, `-run3` … for a continue-as-new chain). Histories depend only on the workflow code,
+// so mocked activities record the same commands as real ones.
+//
+// Record before a workflow change, commit the files, then change the code: the replay test
+// then proves that workflows started on the old code still replay (or that a patched()
+// branch is needed). batch-scoring-1..3.pb were recorded from real runs before the
+// cancellation patch; never overwrite them.
+//
+// Adding a workflow: append a Recorder to RECORDERS: its exported name, the workers it needs
+// (setup) and its scenarios (start a workflow, return its handle; the script waits for it to
+// close, whatever the outcome). Then remove its name from NOT_YET_RECORDED in the replay test.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import proto from '@temporalio/proto';
+import {
+  batchActivities,
+  batchJob,
+  consumer,
+  createLocalEnv,
+  fanoutActivities,
+  startWorker,
+  streamEvent,
+  unique,
+  waitFor,
+  type EventPlans,
+} from '../test/workflows/support.ts';
+
+const HISTORIES = path.resolve('test/fixtures/histories');
+
+interface Ctx {
+  env: TestWorkflowEnvironment;
+  /** The task queue the recorder's workflows run on (a worker with workflows/ polls it once setup ran). */
+  taskQueue: string;
+  /** Starts a worker (stopped at the end); withWorkflows false for activity-only queues. */
+  worker(taskQueue: string, activities: object, withWorkflows?: boolean): Promise<void>;
+}
+
+interface Recorder {
+  workflow: string;
+  setup(ctx: Ctx): Promise<void>;
+  scenarios: Record<string, (ctx: Ctx) => Promise<WorkflowHandle>>;
+}
+
+// ---------------------------------------------------------------- batchScoring
+const batch = batchActivities({ chunks: 6, slowMs: 30_000 });
+const batchScoring: Recorder = {
+  workflow: 'batchScoring',
+  setup: (ctx) => ctx.worker(ctx.taskQueue, batch.activities),
+  scenarios: {
+    async succeeded({ env, taskQueue }) {
+      return env.client.workflow.start('batchScoring', { taskQueue, workflowId: unique('batch-rec'), args: [batchJob('rec-succeeded', { parallelism: 2 })] });
+    },
+    async 'continue-as-new'({ env, taskQueue }) {
+      return env.client.workflow.start('batchScoring', { taskQueue, workflowId: unique('batch-rec'), args: [batchJob('rec-can', { parallelism: 2, chunksPerRun: 4 })] });
+    },
+    async 'failed-chunk'({ env, taskQueue }) {
+      return env.client.workflow.start('batchScoring', { taskQueue, workflowId: unique('batch-rec'), args: [batchJob('rec-fail-chunk-1', { parallelism: 1 })] });
+    },
+    async cancelled({ env, taskQueue }) {
+      const handle = await env.client.workflow.start('batchScoring', { taskQueue, workflowId: unique('batch-rec'), args: [batchJob('rec-slow', { parallelism: 2 })] });
+      await waitFor('chunks in flight', async () => (await handle.describe()).raw.pendingActivities?.length === 2);
+      await handle.cancel();
+      return handle;
+    },
+  },
+};
+
+// ---------------------------------------------------------------- eventFanout
+const plans: EventPlans = new Map();
+const fanout = fanoutActivities(plans);
+const CONSUMER_QUEUE = 'record-consumer';
+function fanoutScenario(id: string, plan: EventPlans extends Map<string, infer P> ? P : never, callbackUrl?: string) {
+  return async ({ env, taskQueue }: Ctx) => {
+    plans.set(id, plan);
+    return env.client.workflow.start('eventFanout', { taskQueue, workflowId: `event-ride-${id}`, args: [streamEvent(id, callbackUrl)] });
+  };
+}
+const eventFanout: Recorder = {
+  workflow: 'eventFanout',
+  async setup(ctx) {
+    await ctx.worker(ctx.taskQueue, fanout.main);
+    await ctx.worker(CONSUMER_QUEUE, fanout.consumerActivities, false);
+  },
+  scenarios: {
+    decided: fanoutScenario('decided', { consumers: [consumer('risk', 'ok-0.9', true, CONSUMER_QUEUE), consumer('eta', 'ok-12', false, CONSUMER_QUEUE)] }, 'http://producer.test/decisions'),
+    'optional-timeout': fanoutScenario('optional-timeout', { consumers: [consumer('risk', 'ok-0.2', true, CONSUMER_QUEUE), consumer('eta', 'slow', false, CONSUMER_QUEUE, 300)] }),
+    'required-failed': fanoutScenario('required-failed', { consumers: [consumer('risk', 'broken', true, CONSUMER_QUEUE), consumer('eta', 'ok-12', false, CONSUMER_QUEUE)] }),
+    rejected: fanoutScenario('rejected', { rejected: ["trip_distance must be a number, got 'x'"] }, 'http://producer.test/decisions'),
+    'callback-failed': fanoutScenario('callback-failed', { consumers: [consumer('risk', 'ok-0.2', true, CONSUMER_QUEUE)] }, 'http://producer.test/fail'),
+  },
+};
+
+/** Every workflow whose histories are recorded. streamPartition: add its Recorder here. */
+const RECORDERS: Recorder[] = [batchScoring, eventFanout];
+
+async function main(selection: string[]): Promise<void> {
+  const wanted = (workflow: string, scenario: string) => selection.length === 0 || selection.includes(workflow) || selection.includes(`${workflow}--${scenario}`);
+  const env = await createLocalEnv();
+  const stops: (() => Promise<void>)[] = [];
+  const written: string[] = [];
+  try {
+    for (const recorder of RECORDERS) {
+      const scenarios = Object.entries(recorder.scenarios).filter(([name]) => wanted(recorder.workflow, name));
+      if (scenarios.length === 0) continue;
+      const ctx: Ctx = {
+        env,
+        taskQueue: unique(`record-${recorder.workflow}`),
+        async worker(taskQueue, activities, withWorkflows = true) {
+          const w = await startWorker(env, taskQueue, activities, withWorkflows);
+          stops.push(w.stop);
+        },
+      };
+      await recorder.setup(ctx);
+      for (const [name, run] of scenarios) {
+        const handle = await run(ctx);
+        await handle.result().catch(() => undefined); // failed and cancelled runs are scenarios too
+        // Every run of the workflow id (a continue-as-new chain has several), once visibility has them all closed.
+        let runs: Awaited<ReturnType<typeof handle.describe>>[] = [];
+        await waitFor('the runs in visibility', async () => {
+          runs = [];
+          for await (const wf of env.client.workflow.list({ query: `WorkflowId = "${handle.workflowId}"` })) runs.push(wf as (typeof runs)[number]);
+          return runs.length > 0 && runs.every((r) => r.status.name !== 'RUNNING') && runs.some((r) => r.status.name !== 'CONTINUED_AS_NEW');
+        });
+        runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
+        for (const [i, wf] of runs.entries()) {
+          const history = await env.client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+          const file = `${recorder.workflow}--${name}${runs.length > 1 ? `-run${i + 1}` : ''}.pb`;
+          fs.writeFileSync(path.join(HISTORIES, file), proto.temporal.api.history.v1.History.encode(history).finish());
+          written.push(`${file} (${history.events?.length ?? 0} events, ${wf.status.name})`);
+        }
+      }
+    }
+  } finally {
+    for (const stop of stops.reverse()) await stop();
+    await env.teardown();
+  }
+  if (written.length === 0) throw new Error(`nothing matched ${selection.join(' ')}; workflows: ${RECORDERS.map((r) => r.workflow).join(', ')}`);
+  process.stdout.write(`recorded into ${path.relative(process.cwd(), HISTORIES)}:\n${written.map((w) => `  ${w}\n`).join('')}`);
+}
+
+await main(process.argv.slice(2));
