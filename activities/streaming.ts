@@ -5,7 +5,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { loadConfig } from '../src/config.ts';
 import { describeValue } from '../src/registry/features.ts';
-import { ModelNotFoundError, type ModelVersion } from '../src/registry/store.ts';
+import { DataPlane } from '../src/inference/data-plane.ts';
+import { validatorFor } from '../src/registry/resolver.ts';
+import { ModelNotFoundError } from '../src/registry/store.ts';
 import { callbackRefusal } from '../src/streaming/callback.ts';
 import { decisionsTotal, predictionsTotal } from '../src/streaming/metrics.ts';
 import { decide, rejection } from '../src/streaming/policy.ts';
@@ -23,7 +25,8 @@ import {
 } from '../src/streaming/types.ts';
 import type { ActivityDeps } from './deps.ts';
 
-const RESOLVE_TTL_MS = 1_000;
+/** The inference path for consumers: resolve is done by planning (the plan pins the version). */
+const plane = new DataPlane({ lane: 'stream' });
 
 export type EventRef = Pick<StreamEvent, 'id' | 'type' | 'time'>;
 
@@ -54,7 +57,7 @@ export function createConsumerActivities({ models }: Pick<ActivityDeps, 'models'
 
   async function predictAndAppend(input: PredictInput, labels: { consumer: string; model: string; version: string }): Promise<PredictionRecord> {
     const model = await models.get(input.model);
-    const { predictions, errors } = await model.predict([input.features]);
+    const { predictions, errors } = await plane.many(model, [input.features]);
     const prediction = predictions[0];
     if (prediction === null || errors.length > 0) {
       throw ApplicationFailure.nonRetryable(`${model.name}@${model.version} rejected the features: ${errors.map((e) => e.reason).join('; ')}`, 'FeatureError');
@@ -79,37 +82,29 @@ function countDecision(decision: Decision, created: boolean): void {
 }
 
 export function createStreamingActivities(deps: ActivityDeps, settings: StreamingSettings = streamingSettings(loadConfig().streaming, deps.pool)) {
-  const { pool, store, models } = deps;
+  const { pool, models } = deps;
 
-  // Model references are resolved again at most once a second, not for every event: an alias
-  // moved by a promotion applies within a second, and planning costs no query under load.
-  const resolved = new Map<string, { at: number; version: Promise<ModelVersion> }>();
-  function resolveRef(ref: string): Promise<ModelVersion> {
-    const cached = resolved.get(ref);
-    if (cached && Date.now() - cached.at < RESOLVE_TTL_MS) return cached.version;
-    const version = store.resolve(ref);
-    version.catch(() => resolved.delete(ref));
-    resolved.set(ref, { at: Date.now(), version });
-    return version;
-  }
+  // The process's one resolver: references are cached, and a promotion is heard at once
+  // (LISTEN/NOTIFY), so planning costs no query under load and never plans a stale version.
+  const resolver = models.resolver;
 
   async function planConsumer(event: StreamEvent, consumer: ConsumerConfig): Promise<{ plan?: ConsumerPlan; problems: string[] }> {
     const where = consumer.features ? `payload.${consumer.features}` : 'payload';
     const features = consumer.features ? event.payload[consumer.features] : event.payload;
     if (features === null || typeof features !== 'object' || Array.isArray(features)) {
-      return { problems: [`${where} must be a JSON object with the ride's features, got ${describeValue(features)}`] };
+      return { problems: [`${where} must be a JSON object with the consumer's features, got ${describeValue(features)}`] };
     }
     let version;
     try {
-      version = await resolveRef(consumer.model);
+      version = await resolver.resolve(consumer.model);
     } catch (err) {
       // A routing that names an unknown model is a deployment problem, not a bad event:
       // fail the attempt (retried) so events wait for the fix instead of being dead-lettered.
       if (err instanceof ModelNotFoundError) throw new Error(`consumer '${consumer.name}': ${err.message}`);
       throw err;
     }
-    const model = await models.get(version);
-    const { errors } = model.mapper.map([features as Record<string, unknown>]);
+    // Checked against the version's spec alone: planning never loads a model (that is the consumer queue's job).
+    const errors = validatorFor(version).check(features as Record<string, unknown>);
     if (errors.length > 0) return { problems: errors.map((e) => `${where}.${e.reason}`) };
     return {
       problems: [],

@@ -13,7 +13,8 @@ import type { LoadedModel } from '../registry/runtime.ts';
 import { csvField, csvText } from './csv.ts';
 import { mergeStats, StatsAccumulator, type RunStats } from './stats.ts';
 import { JobError, quoteIdent, quoteTable, type BatchJob } from './job.ts';
-import { recordChunkCommitted, startInferenceTimer } from '../observability/batch-metrics.ts';
+import { recordChunkCommitted } from '../observability/batch-metrics.ts';
+import { DataPlane } from '../inference/data-plane.ts';
 
 export interface RunContext {
   runId: string;
@@ -45,6 +46,9 @@ const ROW_TYPES = {
 
 /** Rows are mapped and scored in sub-batches this size, yielding to the event loop between them. */
 const SUB_BATCH = 8192;
+
+/** The inference path for batch chunks: one onnxruntime call per sub-batch, lane 'batch'. */
+const plane = new DataPlane({ lane: 'batch', sliceRecords: SUB_BATCH });
 
 function sourceColumns(job: BatchJob, model: LoadedModel): string[] {
   const { idColumn, timestampColumn, actualColumn, passthrough } = job.source;
@@ -153,9 +157,7 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
       const batch: Record<string, unknown>[] = await Promise.race([cursor.read(SUB_BATCH), connectionLost]);
       if (batch.length === 0) break;
       read += batch.length;
-      const inferenceDone = startInferenceTimer(ctx.model);
-      const { predictions, errors } = await model.predict(batch);
-      inferenceDone();
+      const { predictions, errors } = await plane.many(model, batch);
       let text = '';
       for (let i = 0; i < batch.length; i++) {
         const p = predictions[i];

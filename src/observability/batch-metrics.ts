@@ -1,7 +1,8 @@
 // Batch scoring metrics, on the process-wide registry the worker's /metrics serves. They
 // count work this process did (a retried chunk counts again); the run's exact totals are
-// in batch_runs.
-import { Counter, Histogram } from 'prom-client';
+// in batch_runs. Inference time is the data plane's mldeploy_inference_duration_seconds
+// (src/inference/metrics.ts) with lane="batch".
+import { Counter } from 'prom-client';
 import { metricsRegistry } from '../metrics.ts';
 
 const rowsScored = new Counter({
@@ -25,14 +26,6 @@ const chunksScored = new Counter({
   registers: [metricsRegistry],
 });
 
-const inferenceSeconds = new Histogram({
-  name: 'mldeploy_batch_inference_duration_seconds',
-  help: 'Time of one batch inference call (one sub-batch of a chunk, feature mapping included)',
-  labelNames: ['model', 'version'] as const,
-  buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-  registers: [metricsRegistry],
-});
-
 export interface BatchMetricLabels {
   job: string;
   model: { name: string; version: number };
@@ -44,12 +37,4 @@ export function recordChunkCommitted({ job, model }: BatchMetricLabels, counts: 
   rowsScored.inc(labels, counts.scored);
   rowsRejected.inc(labels, counts.rejected);
   chunksScored.inc({ job });
-}
-
-/** Starts timing one inference call; call the returned function when it returns. */
-export function startInferenceTimer(model: { name: string; version: number }): () => void {
-  const end = inferenceSeconds.startTimer({ model: model.name, version: String(model.version) });
-  return () => {
-    end();
-  };
 }

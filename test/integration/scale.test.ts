@@ -95,7 +95,7 @@ describe('three worker processes', () => {
         // Each process counts the chunks it committed (a retried chunk would count twice).
         expect(scored).toBeGreaterThanOrEqual(500 * chunksByPid.get(worker.child.pid!)!);
         scoredOnMetrics += scored;
-        expect(sample(text, 'mldeploy_batch_inference_duration_seconds_count', { model: summary.model.name })).toBeGreaterThan(0);
+        expect(sample(text, 'mldeploy_inference_duration_seconds_count', { lane: 'batch', model: summary.model.name })).toBeGreaterThan(0);
         expect(text).toContain('mldeploy_process_process_resident_memory_bytes');
 
         const sdk = await scrape(worker.sdkMetricsPort);

@@ -3,7 +3,8 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startWorkerMetricsServer, type MetricsServer } from '../../src/observability/worker-metrics.ts';
-import { recordChunkCommitted, startInferenceTimer } from '../../src/observability/batch-metrics.ts';
+import { recordChunkCommitted } from '../../src/observability/batch-metrics.ts';
+import { observeInference } from '../../src/inference/metrics.ts';
 import { combinedHealth } from '../../src/observability/worker-observability.ts';
 
 let server: MetricsServer | null = null;
@@ -19,7 +20,7 @@ describe('worker metrics endpoint', () => {
     const model = { name: 'unit-metrics-model', version: 7 };
     recordChunkCommitted({ job: 'unit-metrics-job', model }, { scored: 480, rejected: 20 });
     recordChunkCommitted({ job: 'unit-metrics-job', model }, { scored: 500, rejected: 0 });
-    startInferenceTimer(model)();
+    observeInference('batch', model, 0.01, 500);
 
     const res = await fetch(`http://127.0.0.1:${server!.port}/metrics`);
     expect(res.status).toBe(200);
@@ -28,7 +29,7 @@ describe('worker metrics endpoint', () => {
     expect(text).toContain('mldeploy_batch_rows_scored_total{job="unit-metrics-job",model="unit-metrics-model",version="7"} 980');
     expect(text).toContain('mldeploy_batch_rows_rejected_total{job="unit-metrics-job",model="unit-metrics-model",version="7"} 20');
     expect(text).toContain('mldeploy_batch_chunks_total{job="unit-metrics-job"} 2');
-    expect(text).toContain('mldeploy_batch_inference_duration_seconds_count{model="unit-metrics-model",version="7"} 1');
+    expect(text).toContain('mldeploy_inference_duration_seconds_count{lane="batch",model="unit-metrics-model",version="7"} 1');
 
     expect(await (await fetch(`http://127.0.0.1:${server!.port}/healthz`)).json()).toEqual({ status: 'RUNNING' });
     state = 'DRAINING';
