@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { dataCommands } from './data.ts';
 import { devCommand, workerCommand } from './dev.ts';
 import { modelsCommands } from './models.ts';
+import { runsCommands } from './runs.ts';
 import { scoreCommands } from './score.ts';
 import { serveCommand } from './serve.ts';
 import { streamingCommands } from './emit.ts';
@@ -23,6 +24,7 @@ dataCommands(program);
 scoreCommands(program);
 serveCommand(program);
 streamingCommands(program);
+runsCommands(program);
 
 try {
   await program.parseAsync(process.argv);
