@@ -26,12 +26,12 @@ async function permanentOnBadInput<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createBatchActivities({ pool, store, models }: ActivityDeps) {
+export function createBatchActivities({ pool, models }: ActivityDeps) {
   return {
     async prepareBatchRun(input: { job: BatchJobInput; window: { from: string; to: string }; runId: string; workflowId: string }): Promise<PreparedRun> {
       return permanentOnBadInput(async () => {
         const job = parseJob(input.job);
-        const version = await store.resolve(job.model);
+        const version = await models.resolver.resolve(job.model);
         const model = await models.get(version);
         const ctx = { runId: input.runId, workflowId: input.workflowId, job, window: input.window, model: { name: version.name, version: version.version } };
         const plan = await planRun(pool, ctx, model);

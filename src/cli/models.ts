@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { parseJsonOption, positiveInt, printJson, UsageError, withStack } from './context.ts';
 import { registerModel } from '../registry/register.ts';
 import { ModelCache } from '../registry/runtime.ts';
+import { DataPlane } from '../inference/data-plane.ts';
 import type { ModelVersion } from '../registry/store.ts';
 
 function readFile(what: string, file: string): Buffer {
@@ -88,8 +89,9 @@ export function modelsCommands(program: Command): void {
       const records = (Array.isArray(data) ? data : [data]) as Record<string, unknown>[];
       await withStack({ temporal: false }, async (stack, store) => {
         const cache = new ModelCache(store, stack.config.modelThreads);
-        const model = await cache.resolve(ref);
-        const { predictions, errors } = await model.predict(records);
+        const plane = new DataPlane({ lane: 'cli', resolver: cache.resolver });
+        const { model, result } = await plane.predict(ref, records);
+        const { predictions, errors } = result;
         printJson({ model: model.name, version: model.version, predictions, errors });
         await cache.release();
         if (errors.length > 0) process.exitCode = 1;

@@ -94,18 +94,15 @@ export class ModelStore {
     return toVersion(rows[0]);
   }
 
-  /** Resolves a reference (string or parsed) to one concrete version. */
+  /**
+   * Resolves a reference (string or parsed) to one concrete version, uncached. Processes that
+   * serve or plan use the cached ModelResolver (resolver.ts); both follow targetOf's rule.
+   */
   async resolve(reference: string | ModelRef): Promise<ModelVersion> {
     const ref = typeof reference === 'string' ? parseModelRef(reference) : reference;
-    if (ref.version !== undefined) return this.get(ref.name, ref.version);
-    const alias = ref.alias ?? DEFAULT_ALIAS;
-    const { rows } = await this.pool.query('SELECT version FROM model_aliases WHERE name = $1 AND alias = $2', [ref.name, alias]);
-    if (rows[0]) return this.get(ref.name, rows[0].version);
-    if (!ref.alias) {
-      const latest = await this.pool.query('SELECT max(version) AS version FROM model_versions WHERE name = $1', [ref.name]);
-      if (latest.rows[0].version) return this.get(ref.name, latest.rows[0].version);
-    }
-    throw new ModelNotFoundError(`model ${formatRef(ref)} does not exist${ref.alias ? '' : ' (no versions registered)'}`);
+    const target = ref.version !== undefined ? ref.version : targetOf(ref, (await this.heads([ref.name])).get(ref.name));
+    if (target === undefined) throw new ModelNotFoundError(`model ${formatRef(ref)} does not exist${ref.alias ? '' : ' (no versions registered)'}`);
+    return this.get(ref.name, target);
   }
 
   /**
