@@ -96,10 +96,11 @@ export interface BatchRecord {
 
 /**
  * batchScoring's activities, mocked. The job's name steers them: a name containing
- * `fail-chunk-N` fails chunk N for good; `slow` makes every chunk heartbeat for `slowMs`
- * (it stops when cancelled, as the real chunk does).
+ * `fail-chunk-N` fails chunk N for good; `slow` makes every chunk heartbeat for `slowMs`,
+ * `gated` until `gate.open` is set (both stop when cancelled, as the real chunk does).
  */
 export function batchActivities(opts: { rowsPerChunk?: number; chunks: number; slowMs?: number }) {
+  const gate = { open: false };
   const runs = new Map<string, BatchRecord>();
   const record = (runId: string) => {
     let r = runs.get(runId);
@@ -116,11 +117,12 @@ export function batchActivities(opts: { rowsPerChunk?: number; chunks: number; s
       const r = record(input.ctx.runId);
       const failing = /fail-chunk-(\d+)/.exec(input.ctx.job.name);
       if (failing && Number(failing[1]) === input.chunkNo) throw ApplicationFailure.nonRetryable(`chunk ${input.chunkNo} is broken`, 'MockChunkError');
-      if (input.ctx.job.name.includes('slow')) {
+      const gated = input.ctx.job.name.includes('gated');
+      if (input.ctx.job.name.includes('slow') || gated) {
         const ctx = Context.current();
         const until = Date.now() + (opts.slowMs ?? 60_000);
         try {
-          while (Date.now() < until) {
+          while (gated ? !gate.open : Date.now() < until) {
             ctx.heartbeat();
             await ctx.sleep(20);
           }
@@ -158,7 +160,7 @@ export function batchActivities(opts: { rowsPerChunk?: number; chunks: number; s
       record(input.runId).cancelled++;
     },
   };
-  return { activities, runs, record };
+  return { activities, runs, record, gate };
 }
 
 export function batchJob(name: string, extra: Partial<BatchJobInput> = {}): BatchJobInput {

@@ -1,0 +1,118 @@
+// v1 of batchScoring for the versioning test: the workflow exactly as it was before the
+// cancellation patches (commit d4e22a4), so the test can start runs on the old code and
+// finish them on workflows/ (the new code). Frozen: never edit it to follow workflows/.
+// Batch scoring as a durable workflow: resolve the model once, plan key-range chunks, score
+// them with bounded parallelism on any worker of the task queue, then write the run
+// summary. Rows never pass through Temporal; history stays bounded with continue-as-new.
+import {
+  ApplicationFailure,
+  ContinueAsNew,
+  continueAsNew,
+  defineQuery,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../../../activities/index.ts';
+import type { BatchJobInput } from '../../../src/batch/job.ts';
+import type { RunContext, RunSummary } from '../../../src/batch/scorer.ts';
+import { batchWorkflowId, previousPeriod, type Window } from '../../../workflows/batch-window.ts';
+import { JOB, MODEL_NAME, MODEL_VERSION, SCHEDULED_START_TIME } from '../../../workflows/search-attributes.ts';
+
+export { batchWorkflowId };
+
+export interface BatchProgress {
+  runId: string;
+  window?: Window;
+  model?: { name: string; version: number };
+  chunks: number;
+  chunksDone: number;
+  rowsPlanned: number;
+  rowsRead: number;
+  rowsScored: number;
+  rowsRejected: number;
+}
+
+/** Carried across continue-as-new. */
+export interface BatchCheckpoint {
+  ctx: RunContext;
+  progress: BatchProgress;
+}
+
+export const progressQuery = defineQuery<BatchProgress>('progress');
+
+const { prepareBatchRun, finalizeBatchRun, markBatchRunFailed } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+
+const { scoreBatchChunk } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  // Chunks heartbeat after every sub-batch, so a dead worker's chunk is retried elsewhere quickly.
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+
+/** The window to score: the job's own, or the period before the scheduled time. */
+function windowOf(job: BatchJobInput): Window {
+  if (job.window) return { from: new Date(job.window.from).toISOString(), to: new Date(job.window.to).toISOString() };
+  if (!job.period) throw ApplicationFailure.nonRetryable('the job has neither a window nor a period', 'JobError');
+  const info = workflowInfo();
+  const scheduled = info.typedSearchAttributes.get(SCHEDULED_START_TIME);
+  return previousPeriod(job.period, scheduled ? new Date(scheduled) : info.startTime);
+}
+
+export async function batchScoring(job: BatchJobInput, checkpoint?: BatchCheckpoint): Promise<RunSummary> {
+  const info = workflowInfo();
+  const runId = info.firstExecutionRunId;
+  let progress: BatchProgress = checkpoint?.progress ?? { runId, chunks: 0, chunksDone: 0, rowsPlanned: 0, rowsRead: 0, rowsScored: 0, rowsRejected: 0 };
+  setHandler(progressQuery, () => progress);
+
+  try {
+    let ctx = checkpoint?.ctx;
+    if (!ctx) {
+      const window = windowOf(job);
+      progress = { ...progress, window };
+      upsertSearchAttributes([{ key: JOB, value: String(job.name) }]);
+      const prepared = await prepareBatchRun({ job, window, runId, workflowId: info.workflowId });
+      ctx = { runId, job: prepared.job, window, model: prepared.model };
+      progress = { ...progress, model: prepared.model, chunks: prepared.chunks, rowsPlanned: prepared.rows };
+      upsertSearchAttributes([
+        { key: MODEL_NAME, value: prepared.model.name },
+        { key: MODEL_VERSION, value: prepared.model.version },
+      ]);
+    }
+
+    const runContext = ctx;
+    const firstChunk = progress.chunksDone;
+    const lastChunk = Math.min(progress.chunks, firstChunk + runContext.job.chunksPerRun);
+    const inFlight = new Set<Promise<void>>();
+    for (let chunkNo = firstChunk; chunkNo < lastChunk; chunkNo++) {
+      if (inFlight.size >= runContext.job.parallelism) await Promise.race(inFlight);
+      if (chunkNo > firstChunk && workflowInfo().continueAsNewSuggested) break;
+      const scored: Promise<void> = scoreBatchChunk({ ctx: runContext, chunkNo }).then((counts) => {
+        progress = {
+          ...progress,
+          chunksDone: progress.chunksDone + 1,
+          rowsRead: progress.rowsRead + counts.read,
+          rowsScored: progress.rowsScored + counts.scored,
+          rowsRejected: progress.rowsRejected + counts.rejected,
+        };
+        inFlight.delete(scored);
+      });
+      inFlight.add(scored);
+    }
+    await Promise.all(inFlight);
+
+    if (progress.chunksDone < progress.chunks) {
+      return await continueAsNew<typeof batchScoring>(job, { ctx: runContext, progress });
+    }
+    return await finalizeBatchRun({ ctx: runContext });
+  } catch (err) {
+    if (!(err instanceof ContinueAsNew)) {
+      await markBatchRunFailed({ runId, reason: err instanceof Error ? (err.cause as Error | undefined)?.message ?? err.message : String(err) });
+    }
+    throw err;
+  }
+}
