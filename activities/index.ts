@@ -2,13 +2,15 @@
 import { createBatchActivities } from './batch.ts';
 import { createStreamingActivities } from './streaming.ts';
 import type { ActivityDeps } from './deps.ts';
+import type { StreamingSettings } from '../src/streaming/settings.ts';
 
 export type { ActivityDeps } from './deps.ts';
 
-export function createActivities(deps: ActivityDeps) {
+/** `streaming`: the process's routing file and its one stream backend. */
+export function createActivities(deps: ActivityDeps, streaming: StreamingSettings) {
   return {
     ...createBatchActivities(deps),
-    ...createStreamingActivities(deps),
+    ...createStreamingActivities(deps, streaming),
   };
 }
 

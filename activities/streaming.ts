@@ -3,16 +3,16 @@
 // each consumer's task queue: predict with that consumer's model and append the prediction.
 // Every write is keyed by (event, consumer) or the event, so retries never duplicate.
 import { ApplicationFailure } from '@temporalio/activity';
-import { loadConfig } from '../src/config.ts';
 import { describeValue } from '../src/registry/features.ts';
 import { DataPlane } from '../src/inference/data-plane.ts';
 import { validatorFor } from '../src/registry/resolver.ts';
 import { ModelNotFoundError } from '../src/registry/store.ts';
 import { callbackRefusal } from '../src/streaming/callback.ts';
+import { insertDeadLetter } from '../src/streaming/dead-letters.ts';
 import { decisionsTotal, predictionsTotal } from '../src/streaming/metrics.ts';
 import { decide, rejection } from '../src/streaming/policy.ts';
 import { consumerTaskQueue, loadRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
-import { streamingSettings, type StreamingSettings } from '../src/streaming/settings.ts';
+import type { StreamingSettings } from '../src/streaming/settings.ts';
 import {
   predictionRecordId,
   type ConsumerOutcome,
@@ -81,7 +81,7 @@ function countDecision(decision: Decision, created: boolean): void {
   if (created) decisionsTotal.inc({ event_type: decision.eventType, status: decision.status, action: decision.action ?? 'none' });
 }
 
-export function createStreamingActivities(deps: ActivityDeps, settings: StreamingSettings = streamingSettings(loadConfig().streaming, deps.pool)) {
+export function createStreamingActivities(deps: ActivityDeps, settings: StreamingSettings) {
   const { pool, models } = deps;
 
   // The process's one resolver: references are cached, and a promotion is heard at once
@@ -122,11 +122,7 @@ export function createStreamingActivities(deps: ActivityDeps, settings: Streamin
   }
 
   async function reject(event: StreamEvent, reasons: string[]): Promise<PlanResult> {
-    await pool.query(
-      `INSERT INTO dead_letters (event_type, event_id, payload, reason, source) VALUES ($1, $2, $3, $4, 'workflow')
-       ON CONFLICT (event_type, event_id) DO NOTHING`,
-      [event.type, event.id, JSON.stringify(event.payload), reasons.join('; ')],
-    );
+    await insertDeadLetter(pool, { eventType: event.type, eventId: event.id, payload: event.payload, reason: reasons.join('; '), source: 'workflow' });
     const stored = await (await settings.backend()).append('decisions', `${event.type}:${event.id}`, rejection(event, reasons, new Date()));
     countDecision(stored.value, stored.created);
     return { status: 'rejected', decision: stored.value };

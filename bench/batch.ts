@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startBatchRun } from '../src/batch/client.ts';
 import { parseJob, type BatchJobInput } from '../src/batch/job.ts';
+import { RIDE_COLUMNS } from '../src/demo.ts';
 import { finalizeRun, planRun, scoreChunk } from '../src/batch/scorer.ts';
 import { ModelCache } from '../src/registry/runtime.ts';
 import { seedRides } from '../src/rides/seed.ts';
@@ -27,7 +28,7 @@ async function seedTable(stack: BenchStack, table: string, n: number): Promise<v
 }
 
 function jobFor(model: string, table: string, name: string): BatchJobInput {
-  return { name, model, source: { table }, window: { from: '2024-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' }, chunkSize, parallelism };
+  return { name, model, source: { table, ...RIDE_COLUMNS }, window: { from: '2024-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' }, chunkSize, parallelism };
 }
 
 /** (b): the scorer's own functions, chunks run with the same parallelism, no Temporal. */
@@ -61,8 +62,7 @@ async function temporalRun(stack: BenchStack, model: string, table: string): Pro
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-bench-worker-'));
   const metricsPort = await freePort();
   const worker = await spawnWorker({
-    TEMPORAL_ADDRESS: stack.temporalAddress,
-    DATABASE_URL: stack.databaseUrl,
+    ...stack.childEnv,
     MLDEPLOY_TASK_QUEUE: taskQueue,
     MLDEPLOY_DATA_DIR: dataDir,
     MLDEPLOY_WORKER_METRICS_PORT: String(metricsPort),

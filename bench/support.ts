@@ -1,18 +1,21 @@
-// Shared set-up for benchmarks: a database and a Temporal server of their own (or the
-// configured ones), and a model registered under a fresh name.
+// Shared set-up for benchmarks: a database and a Temporal server of their own, or the
+// configured ones (loadConfig: DATABASE_URL; TEMPORAL_ADDRESS or a profile, with its TLS and
+// API key), and a model registered under a fresh name.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { startEmbeddedPostgres } from '../src/stack/postgres.ts';
+import { externalTemporal } from '../src/stack/stack.ts';
 import { startDevServer } from '../src/stack/temporal-server.ts';
 import { freePort } from '../src/stack/ports.ts';
 import { ModelStore } from '../src/registry/store.ts';
 import { registerModel } from '../src/registry/register.ts';
-import { MODELS_DIR } from '../src/demo.ts';
+import { readExampleModel, type ExampleModel } from '../src/demo.ts';
 import { installTemporalLogging } from '../src/temporal-logging.ts';
 
 export interface BenchStack {
@@ -20,7 +23,8 @@ export interface BenchStack {
   store: ModelStore;
   client: Client;
   databaseUrl: string;
-  temporalAddress: string;
+  /** The environment a child mldeploy process needs to use this stack (on top of this process's own). */
+  childEnv: Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -28,21 +32,23 @@ export async function openBenchStack(): Promise<BenchStack> {
   installTemporalLogging();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-bench-'));
   fs.chmodSync(tmp, 0o755);
-  const pg = process.env.DATABASE_URL ? undefined : await startEmbeddedPostgres(tmp);
-  const temporal = process.env.TEMPORAL_ADDRESS
+  const config = loadConfig();
+  const pg = config.databaseUrl ? undefined : await startEmbeddedPostgres(tmp);
+  const temporal = config.temporal.external
     ? undefined
-    : await startDevServer({ dataDir: path.resolve('.mldeploy'), port: await freePort(), uiPort: 0, persistent: false });
-  const databaseUrl = process.env.DATABASE_URL ?? pg!.url;
-  const temporalAddress = process.env.TEMPORAL_ADDRESS ?? temporal!.address;
+    : await startDevServer({ dataDir: config.dataDir, cliPath: config.temporal.cliPath, port: await freePort(), uiPort: 0, persistent: false });
+  const databaseUrl = config.databaseUrl ?? pg!.url;
+  const target = temporal ? { connectionOptions: { address: temporal.address }, namespace: 'default' } : externalTemporal();
   const pool = createPool(databaseUrl, 20);
   await migrate(pool);
-  const connection = await Connection.connect({ address: temporalAddress });
+  const connection = await Connection.connect(target.connectionOptions as Parameters<typeof Connection.connect>[0]);
   return {
     pool,
     store: new ModelStore(pool),
-    client: new Client({ connection }),
+    client: new Client({ connection, namespace: target.namespace }),
     databaseUrl,
-    temporalAddress,
+    // A configured cluster reaches the child through this process's environment (TLS, API key, profile).
+    childEnv: { DATABASE_URL: databaseUrl, ...(temporal ? { TEMPORAL_ADDRESS: temporal.address } : {}) },
     async close() {
       await connection.close();
       await pool.end();
@@ -53,15 +59,9 @@ export async function openBenchStack(): Promise<BenchStack> {
   };
 }
 
-export async function registerBenchModel(store: ModelStore, example: string): Promise<string> {
+export async function registerBenchModel(store: ModelStore, example: ExampleModel): Promise<string> {
   const name = `bench-${example}-${Date.now()}`;
-  await registerModel(store, {
-    name,
-    bytes: fs.readFileSync(path.join(MODELS_DIR, `${example}.onnx`)),
-    spec: JSON.parse(fs.readFileSync(path.join(MODELS_DIR, `${example}.spec.json`), 'utf8')),
-    alias: 'production',
-    maxBytes: 1 << 28,
-  });
+  await registerModel(store, { name, ...readExampleModel(example), alias: 'production', maxBytes: 1 << 28 });
   return name;
 }
 

@@ -1,5 +1,6 @@
-// What `mldeploy dev` sets up on first start: the example models, demo rides and a
-// monthly scoring schedule like the course's (`0 3 2 * *`).
+// The shipped example: what `mldeploy dev` sets up on first start (the example models, demo
+// rides and a monthly scoring schedule like the course's, `0 3 2 * *`), and the ride-specific
+// settings that generic code leaves to its caller (the rides' id and timestamp columns).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,13 +18,26 @@ export const DEMO_MONTHS = ['2024-01', '2024-02'];
 export const DEMO_ROWS_PER_MONTH = 20_000;
 export const DEMO_SCHEDULE_ID = 'trip-duration-monthly';
 
+/** The example rides' key and time columns (the `rides` table and the `ride_durations` view). */
+export const RIDE_COLUMNS = { idColumn: 'ride_id', timestampColumn: 'lpep_pickup_datetime' } as const;
+
 /** The course's monthly job: score the previous month's rides with their actual durations. */
 export const DEMO_JOB: BatchJobInput = {
   name: 'trip-duration-monthly',
   model: 'trip-duration@production',
-  source: { table: 'ride_durations', actualColumn: 'duration', passthrough: ['PULocationID', 'DOLocationID'] },
+  source: { table: 'ride_durations', ...RIDE_COLUMNS, actualColumn: 'duration', passthrough: ['PULocationID', 'DOLocationID'] },
   period: 'month',
 };
+
+export type ExampleModel = (typeof EXAMPLE_MODELS)[number];
+
+/** An example model's ONNX bytes and spec, as shipped in models/. */
+export function readExampleModel(name: ExampleModel): { bytes: Buffer; spec: unknown } {
+  return {
+    bytes: fs.readFileSync(path.join(MODELS_DIR, `${name}.onnx`)),
+    spec: JSON.parse(fs.readFileSync(path.join(MODELS_DIR, `${name}.spec.json`), 'utf8')),
+  };
+}
 
 /** Registers each example model that has no version yet, as `production`. */
 export async function ensureExampleModels(store: ModelStore, maxBytes: number): Promise<string[]> {
@@ -31,9 +45,7 @@ export async function ensureExampleModels(store: ModelStore, maxBytes: number): 
   const added: string[] = [];
   for (const name of EXAMPLE_MODELS) {
     if (present.has(name)) continue;
-    const bytes = fs.readFileSync(path.join(MODELS_DIR, `${name}.onnx`));
-    const spec = JSON.parse(fs.readFileSync(path.join(MODELS_DIR, `${name}.spec.json`), 'utf8'));
-    await registerModel(store, { name, bytes, spec, alias: 'production', maxBytes });
+    await registerModel(store, { name, ...readExampleModel(name), alias: 'production', maxBytes });
     added.push(name);
   }
   return added;
@@ -52,4 +64,15 @@ export async function ensureDemoSchedule(client: Client, taskQueue: string): Pro
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
   }
+}
+
+/** One request to POST /predict with the course's example ride, as a line to print. */
+export async function demoPrediction(url: string, token?: string): Promise<string> {
+  const ride = { PULocationID: 10, DOLocationID: 50, trip_distance: 40 };
+  const res = await fetch(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(ride),
+  });
+  return `POST /predict ${JSON.stringify(ride)} → ${res.status} ${await res.text()}`;
 }

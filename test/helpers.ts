@@ -1,7 +1,6 @@
 // Shared plumbing for integration tests: the run's Temporal server and database, unique
 // names so tests never see each other's rows, and a worker on a task queue of its own.
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
@@ -10,9 +9,10 @@ import { installTemporalLogging } from '../src/temporal-logging.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { ModelStore } from '../src/registry/store.ts';
 import { registerModel } from '../src/registry/register.ts';
+import { ModelCache } from '../src/registry/runtime.ts';
+import { streamingSettings } from '../src/streaming/settings.ts';
 import { createWorker } from '../src/worker.ts';
-import { MODELS_DIR } from '../src/demo.ts';
-
+import { readExampleModel } from '../src/demo.ts';
 
 export const FIXTURES = path.resolve('test/fixtures/models');
 
@@ -55,14 +55,17 @@ export async function openTestEnv(): Promise<TestEnv> {
 /** Registers one of the example models under a fresh name, so versions never collide across runs. */
 export async function registerExample(env: TestEnv, example: 'trip-duration' | 'fare' | 'tip', alias = 'production') {
   const name = uniqueName(example);
-  const bytes = fs.readFileSync(path.join(MODELS_DIR, `${example}.onnx`));
-  const spec = JSON.parse(fs.readFileSync(path.join(MODELS_DIR, `${example}.spec.json`), 'utf8'));
-  return registerModel(env.store, { name, bytes, spec, alias, maxBytes: 64 * 1024 * 1024 });
+  return registerModel(env.store, { name, ...readExampleModel(example), alias, maxBytes: 64 * 1024 * 1024 });
 }
 
-/** A worker in this process on its own task queue; stop it with the returned function. */
+/**
+ * A worker in this process on its own task queue, with the shipped routing and the default
+ * stream namespace (as `mldeploy worker` runs with no configuration); stop it with the returned function.
+ */
 export async function startTestWorker(env: TestEnv, taskQueue = uniqueName('tq')) {
-  const { worker, models } = await createWorker({ connection: env.connection, namespace: 'default', taskQueue, pool: env.pool, modelThreads: 1 });
+  const models = new ModelCache(env.store, 1);
+  const settings = streamingSettings({ routingFile: path.resolve('config/routing.json'), backend: 'postgres', namespace: 'mldeploy', natsUrl: '127.0.0.1:4222' }, env.pool);
+  const worker = await createWorker({ connection: env.connection, namespace: 'default', pool: env.pool, store: env.store, models, settings }, taskQueue);
   const running = worker.run();
   return {
     taskQueue,
@@ -71,6 +74,7 @@ export async function startTestWorker(env: TestEnv, taskQueue = uniqueName('tq')
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await models.release();
+      await settings.close();
     },
   };
 }

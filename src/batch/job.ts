@@ -22,6 +22,9 @@ export function quoteTable(name: string): string {
 }
 
 const ident = z.string().regex(IDENTIFIER, 'must be an SQL identifier (letters, digits, _)');
+/** An identifier without a default, with an error that says what to give when it is missing. */
+const requiredIdent = (missing: string) =>
+  z.string({ error: (issue) => (issue.input === undefined ? missing : undefined) }).regex(IDENTIFIER, 'must be an SQL identifier (letters, digits, _)');
 const table = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/, 'must be a table name (schema.table or table)');
 /** YYYY-MM-DD, optionally with a time and a zone (UTC when absent), naming a real day. */
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
@@ -42,8 +45,10 @@ export const BatchJobSchema = z
     source: z
       .object({
         table,
-        idColumn: ident.default('ride_id'),
-        timestampColumn: ident.default('lpep_pickup_datetime'),
+        /** The integer key column: predictions are keyed by it. No default: every table names its own. */
+        idColumn: requiredIdent("give the source's integer key column (--id-column)"),
+        /** The column a window or period applies to. */
+        timestampColumn: requiredIdent('give the column the window applies to (--timestamp-column)'),
         actualColumn: ident.optional(),
         passthrough: z.array(ident).max(64).default([]),
       })

@@ -3,6 +3,7 @@
 import { loadConfig } from '../config.ts';
 import { openStack, type Stack } from '../stack/stack.ts';
 import { ModelStore } from '../registry/store.ts';
+import { withResources, type Resources } from '../resources.ts';
 
 export async function withStack<T>(needs: { temporal: boolean }, run: (stack: Stack, store: ModelStore) => Promise<T>): Promise<T> {
   const stack = await openStack(loadConfig(), needs);
@@ -11,6 +12,11 @@ export async function withStack<T>(needs: { temporal: boolean }, run: (stack: St
   } finally {
     await stack.close();
   }
+}
+
+/** For commands that run a worker or read streams: the process's resources (models, one stream backend) on the stack. */
+export function withProcessResources<T>(needs: { temporal: boolean }, run: (resources: Resources) => Promise<T>): Promise<T> {
+  return withResources(loadConfig(), needs, run);
 }
 
 export function printJson(value: unknown): void {

@@ -1,12 +1,15 @@
 // The `mldeploy` command line.
 import { Command, CommanderError } from 'commander';
+import { bridgeCommand } from './bridge.ts';
 import { dataCommands } from './data.ts';
-import { devCommand, workerCommand } from './dev.ts';
+import { devCommand } from './dev.ts';
+import { emitCommand } from './emit.ts';
 import { modelsCommands } from './models.ts';
 import { runsCommands } from './runs.ts';
 import { scoreCommands } from './score.ts';
 import { serveCommand } from './serve.ts';
-import { streamingCommands } from './emit.ts';
+import { streamsCommands } from './streams.ts';
+import { workerCommand } from './worker.ts';
 import { installTemporalLogging } from '../temporal-logging.ts';
 
 installTemporalLogging();
@@ -23,7 +26,9 @@ modelsCommands(program);
 dataCommands(program);
 scoreCommands(program);
 serveCommand(program);
-streamingCommands(program);
+emitCommand(program);
+streamsCommands(program);
+bridgeCommand(program);
 runsCommands(program);
 
 try {

@@ -7,7 +7,7 @@ import { PERIODS, type BatchJobInput } from '../batch/job.ts';
 import type { RunSummary } from '../batch/scorer.ts';
 import { progressQuery, type batchScoring } from '../../workflows/batch-scoring.ts';
 import type { Stack } from '../stack/stack.ts';
-import { positiveInt, printJson, UsageError, withStack } from './context.ts';
+import { positiveInt, printJson, UsageError, withProcessResources, withStack } from './context.ts';
 import { withWorker } from '../worker.ts';
 
 interface JobFlags {
@@ -18,23 +18,24 @@ interface JobFlags {
   timestampColumn: string;
   actualColumn?: string;
   passthrough?: string;
-  target: string;
-  chunkSize: number;
-  parallelism: number;
+  target?: string;
+  chunkSize?: number;
+  parallelism?: number;
 }
 
+/** The job's options. Defaults are the job schema's (src/batch/job.ts), not repeated here. */
 function jobOptions(command: Command): Command {
   return command
     .requiredOption('--model <ref>', 'model reference: name, name@alias or name@version')
-    .option('--source <table>', 'table or view to score', 'ride_durations')
+    .requiredOption('--source <table>', 'table or view to score')
+    .requiredOption('--id-column <column>', "the source's integer key column (predictions are keyed by it)")
+    .requiredOption('--timestamp-column <column>', 'the column the window applies to')
     .option('--job <name>', 'job name (default: <source>-<model name>)')
-    .option('--id-column <column>', 'integer key column', 'ride_id')
-    .option('--timestamp-column <column>', 'column the window applies to', 'lpep_pickup_datetime')
     .option('--actual-column <column>', 'actual value to keep beside each prediction (enables RMSE)')
     .option('--passthrough <columns>', 'comma-separated columns copied into each prediction')
-    .option('--target <table>', 'predictions table', 'predictions')
-    .option('--chunk-size <n>', 'rows per chunk activity', positiveInt('--chunk-size'), 50_000)
-    .option('--parallelism <n>', 'chunks scored at once', positiveInt('--parallelism'), 4);
+    .option('--target <table>', 'predictions table (default: predictions)')
+    .option('--chunk-size <n>', 'rows per chunk activity (default: 50000)', positiveInt('--chunk-size'))
+    .option('--parallelism <n>', 'chunks scored at once (default: 4)', positiveInt('--parallelism'));
 }
 
 function jobFromFlags(flags: JobFlags): BatchJobInput {
@@ -110,7 +111,8 @@ export function scoreCommands(program: Command): void {
       const to = parseDate('--to', flags.to);
       if (from >= to) throw new UsageError('--from must be before --to');
       const job = { ...jobFromFlags(flags), window: { from: from.toISOString(), to: to.toISOString() } };
-      await withStack({ temporal: true }, async (stack) => {
+      await withProcessResources({ temporal: true }, async (resources) => {
+        const { stack } = resources;
         const handle = await startBatchRun(await stack.client(), stack.config.taskQueue, job);
         const link = workflowLink(stack, handle.workflowId);
         if (flags.detach) {
@@ -118,7 +120,7 @@ export function scoreCommands(program: Command): void {
           return;
         }
         // Without a running stack this command started Temporal itself, so it also runs the worker.
-        const summary = stack.owner ? await withWorker(stack, () => followRun(handle)) : await followRun(handle);
+        const summary = stack.owner ? await withWorker(resources, () => followRun(handle)) : await followRun(handle);
         printJson({ ...summary, workflowId: handle.workflowId, link });
       });
     });

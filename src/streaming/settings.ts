@@ -1,6 +1,7 @@
-// Where the streaming code finds its routing file and its streams. Built from the
-// configuration for the CLI and workers; tests and benchmarks build their own (a routing
-// file and a stream namespace of their own).
+// Where the streaming code finds its routing file and its streams. Each process's composition
+// root (src/resources.ts) builds one from the configuration and passes it to everything that
+// appends to or reads a stream, so the process has one stream backend; tests and benchmarks
+// build their own (a routing file and a stream namespace of their own).
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import type { StreamBackend } from './backend.ts';
@@ -17,21 +18,21 @@ export interface StreamingSettings {
   backend(): Promise<StreamBackend>;
 }
 
+/** Streaming settings together with the backend they open: whoever built them closes them, once. */
+export interface OwnedStreamingSettings extends StreamingSettings {
+  /** Closes the backend if it was opened. */
+  close(): Promise<void>;
+}
+
 export function openStreamBackend(config: Pick<StreamingConfig, 'backend' | 'namespace' | 'natsUrl'>, pool: Pool): Promise<StreamBackend> {
   if (config.backend === 'nats') return NatsStreamBackend.connect(config.natsUrl, config.namespace);
   return Promise.resolve(new PostgresStreamBackend(pool, config.namespace));
 }
 
-/** Every backend opened through streamingSettings in this process, so shutdown can close them. */
-const opened = new Set<Promise<StreamBackend>>();
-
-export async function closeStreamBackends(): Promise<void> {
-  const all = [...opened];
-  opened.clear();
-  for (const backend of await Promise.allSettled(all)) if (backend.status === 'fulfilled') await backend.value.close();
-}
-
-export function streamingSettings(config: Pick<StreamingConfig, 'routingFile' | 'backend' | 'namespace' | 'natsUrl'> & Partial<Pick<StreamingConfig, 'callbackHosts'>>, pool: Pool): StreamingSettings {
+export function streamingSettings(
+  config: Pick<StreamingConfig, 'routingFile' | 'backend' | 'namespace' | 'natsUrl'> & Partial<Pick<StreamingConfig, 'callbackHosts'>>,
+  pool: Pool,
+): OwnedStreamingSettings {
   let backend: Promise<StreamBackend> | undefined;
   return {
     routingFile: config.routingFile,
@@ -40,13 +41,18 @@ export function streamingSettings(config: Pick<StreamingConfig, 'routingFile' | 
       if (!backend) {
         const opening = openStreamBackend(config, pool);
         backend = opening;
-        opened.add(opening);
         opening.catch(() => {
-          backend = undefined;
-          opened.delete(opening);
+          if (backend === opening) backend = undefined;
         });
       }
       return backend;
+    },
+    async close() {
+      const opened = backend;
+      backend = undefined;
+      if (!opened) return;
+      const result = await Promise.allSettled([opened]);
+      if (result[0].status === 'fulfilled') await result[0].value.close();
     },
   };
 }

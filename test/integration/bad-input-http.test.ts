@@ -3,11 +3,9 @@
 // requests interleaved. Every answer is < 500, every 4xx has a clear {"error"}, accepted
 // records agree with LoadedModel.predict, valid requests keep their right answers, the
 // service stays up, and nothing is written for a rejected request.
-import fs from 'node:fs';
-import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MODELS_DIR } from '../../src/demo.ts';
+import { readExampleModel } from '../../src/demo.ts';
 import { LoadedModel } from '../../src/registry/runtime.ts';
 import { parseSpec } from '../../src/registry/spec.ts';
 import { streamingRoutes } from '../../src/streaming/http.ts';
@@ -44,8 +42,8 @@ beforeAll(async () => {
   await server.app.listen({ host: '127.0.0.1', port: 0 });
   const address = server.app.server.address();
   base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-  const spec = JSON.parse(fs.readFileSync(path.join(MODELS_DIR, 'trip-duration.spec.json'), 'utf8'));
-  oracle = await LoadedModel.fromBytes('oracle', 1, fs.readFileSync(path.join(MODELS_DIR, 'trip-duration.onnx')), parseSpec(spec), 1);
+  const { bytes, spec } = readExampleModel('trip-duration');
+  oracle = await LoadedModel.fromBytes('oracle', 1, bytes, parseSpec(spec), 1);
 });
 
 afterAll(async () => {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MODELS_DIR } from '../../src/demo.ts';
+import { readExampleModel } from '../../src/demo.ts';
 import { FeatureMapper } from '../../src/registry/features.ts';
 import { readMetadata, resolveSpec, type ModelMetadata } from '../../src/registry/metadata.ts';
 import { RefError } from '../../src/registry/refs.ts';
@@ -18,8 +18,8 @@ import { runs, Tally } from '../bad-input/runs.ts';
 import { FIXTURES, openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
 
 const tally = new Tally();
-const VALID_SPEC = JSON.parse(fs.readFileSync(path.join(MODELS_DIR, 'trip-duration.spec.json'), 'utf8'));
-const MODEL_BYTES = fs.readFileSync(path.join(MODELS_DIR, 'trip-duration.onnx'));
+const { spec, bytes: MODEL_BYTES } = readExampleModel('trip-duration');
+const VALID_SPEC = spec as { inputs: object[]; derived: object[]; output: object; [key: string]: unknown };
 
 /** The valid spec with one part replaced, deleted or extended: most are near misses. */
 const mutatedSpec = fc.oneof(

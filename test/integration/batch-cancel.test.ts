@@ -12,7 +12,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { startBatchRun } from '../../src/batch/client.ts';
-import { createActivities } from '../../activities/index.ts';
+import { createBatchActivities } from '../../activities/batch.ts';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { progressQuery } from '../../workflows/batch-scoring.ts';
 import { openTestEnv, registerExample, uniqueName, type TestEnv } from '../helpers.ts';
@@ -39,7 +39,7 @@ beforeAll(async () => {
     connection: env.connection,
     taskQueue,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ pool: env.pool, store: env.store, models }),
+    activities: createBatchActivities({ pool: env.pool, store: env.store, models }),
     // Heartbeats (and so cancellations) go out at once, not every 16 s (80% of the heartbeat timeout).
     ...TEST_WORKER_OPTIONS,
   });

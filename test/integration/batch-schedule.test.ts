@@ -8,6 +8,7 @@ import { backfillSchedule, createBatchSchedule, startBatchRun } from '../../src/
 import { WORKFLOWS_PATH } from '../../src/worker.ts';
 import { openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
 import { ridesTable, waitUntil } from './batch-support.ts';
+import { RIDE_COLUMNS } from '../../src/demo.ts';
 
 const HISTORIES = path.resolve('test/fixtures/histories');
 const History = temporal.api.history.v1.History;
@@ -35,7 +36,7 @@ describe('batch schedules', () => {
       scheduleId,
       cron: '0 3 2 * *',
       taskQueue: worker.taskQueue,
-      job: { name: jobName, model: `${model}@production`, source: { table: view, actualColumn: 'duration' }, period: 'month' },
+      job: { name: jobName, model: `${model}@production`, source: { table: view, ...RIDE_COLUMNS, actualColumn: 'duration' }, period: 'month' },
     });
     try {
       // Scheduled times 2 Feb, 2 Mar and 2 Apr score January, February and March.
@@ -75,7 +76,7 @@ describe('batch schedules', () => {
     const handle = await startBatchRun(env.client, worker.taskQueue, {
       name: jobName,
       model,
-      source: { table: view },
+      source: { table: view, ...RIDE_COLUMNS },
       window: { from: '2024-01-01', to: '2024-02-01' },
       chunkSize: 500,
       parallelism: 3,

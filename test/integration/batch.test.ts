@@ -6,12 +6,13 @@ import { Context } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
 import { startBatchRun } from '../../src/batch/client.ts';
 import type { BatchJobInput } from '../../src/batch/job.ts';
-import { createActivities } from '../../activities/index.ts';
+import { createBatchActivities } from '../../activities/batch.ts';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { WORKFLOWS_PATH } from '../../src/worker.ts';
 import { progressQuery } from '../../workflows/batch-scoring.ts';
 import { openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
 import { ridesTable, spawnWorker, waitUntil } from './batch-support.ts';
+import { RIDE_COLUMNS } from '../../src/demo.ts';
 
 let env: TestEnv;
 let model: string;
@@ -27,7 +28,7 @@ function job(source: string, extra: Partial<BatchJobInput> = {}): BatchJobInput 
   return {
     name: uniqueName('job'),
     model: `${model}@production`,
-    source: { table: source, actualColumn: 'duration', passthrough: ['PULocationID', 'DOLocationID'] },
+    source: { table: source, ...RIDE_COLUMNS, actualColumn: 'duration', passthrough: ['PULocationID', 'DOLocationID'] },
     window: JANUARY,
     chunkSize: 10_000,
     parallelism: 2,
@@ -90,7 +91,7 @@ describe('batch scoring', () => {
     const { view } = await ridesTable(env.pool, { '2024-01': 30_000 });
     const taskQueue = uniqueName('tq');
     const models = new ModelCache(env.store, 1);
-    const real = createActivities({ pool: env.pool, store: env.store, models });
+    const real = createBatchActivities({ pool: env.pool, store: env.store, models });
     let injected = 0;
     const worker = await Worker.create({
       connection: env.connection,

@@ -79,8 +79,11 @@ describe('mldeploy models and predict', () => {
     expect((await mldeploy(['predict', 'x@@y', '--data', '{}'])).stderr).toMatch(/invalid alias/);
     expect((await mldeploy(['predict', 'x', '--data', '{oops'])).stderr).toMatch(/--data is not valid JSON/);
     expect((await mldeploy(['data', 'seed', '--rows', '-5'])).stderr).toMatch(/--rows must be a positive integer/);
-    expect((await mldeploy(['score', '--model', 'x', '--from', 'yesterday', '--to', '2024-02'])).stderr).toMatch(/--from must be a date/);
-    expect((await mldeploy(['score', '--model', 'x', '--from', '2024-01', '--to', '2024-02', '--source', 'rides;drop'])).stderr).toMatch(/source.table: must be a table name/);
+    const rides = ['--source', 'rides', '--id-column', 'ride_id', '--timestamp-column', 'lpep_pickup_datetime'];
+    expect((await mldeploy(['score', '--model', 'x', ...rides, '--from', 'yesterday', '--to', '2024-02'])).stderr).toMatch(/--from must be a date/);
+    expect((await mldeploy(['score', '--model', 'x', ...rides, '--from', '2024-01', '--to', '2024-02', '--source', 'rides;drop'])).stderr).toMatch(/source.table: must be a table name/);
+    // A generic job names its own key and time columns: the example rides' are no defaults.
+    expect((await mldeploy(['score', '--model', 'x', '--source', 'rides', '--from', '2024-01', '--to', '2024-02'])).stderr).toMatch(/required option '--id-column <column>' not specified/);
   });
 });
 
@@ -125,7 +128,7 @@ describe('mldeploy dev --once', () => {
     try {
       await new Promise<void>((resolve, reject) => {
         dev.stdout.on('data', (d) => String(d).includes('mldeploy dev is up') && resolve());
-        exited.then((code) => reject(new Error(`dev exited early (${code})`)));
+        void exited.then((code) => reject(new Error(`dev exited early (${code})`)));
       });
       const stack = JSON.parse(fs.readFileSync(path.join(own, 'stack.json'), 'utf8'));
       expect(stack.pid).toBe(dev.pid);

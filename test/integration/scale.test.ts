@@ -12,6 +12,7 @@ import { freePort } from '../../src/stack/ports.ts';
 import { openTestEnv, registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 import { ridesTable, spawnWorker, type WorkerProcess } from './batch-support.ts';
 import { inParallel, readAll, registerRideModels, ride, rideRoute } from './stream-env.ts';
+import { RIDE_COLUMNS } from '../../src/demo.ts';
 
 let env: TestEnv;
 let model: string;
@@ -70,7 +71,7 @@ describe('three worker processes', () => {
       const handle = await startBatchRun(env.client, taskQueue, {
         name,
         model: `${model}@production`,
-        source: { table: view },
+        source: { table: view, ...RIDE_COLUMNS },
         window: { from: '2024-01-01T00:00:00Z', to: '2024-02-01T00:00:00Z' },
         chunkSize: 500,
         parallelism: 6,

@@ -1,9 +1,7 @@
 // Shared set-up for the web service tests: a server on the test database with small limits.
-import fs from 'node:fs';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config.ts';
-import { MODELS_DIR } from '../../src/demo.ts';
+import { readExampleModel } from '../../src/demo.ts';
 import { registerModel } from '../../src/registry/register.ts';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { buildServer, type RoutePlugin } from '../../src/serve/server.ts';
@@ -47,9 +45,7 @@ export async function startServer(env: TestEnv, config: ServeConfig, plugins?: R
 
 /** Registers an example model's file as the next version of `name` (one name can hold different files). */
 export async function registerAs(env: TestEnv, name: string, example: 'trip-duration' | 'fare', alias?: string) {
-  const bytes = fs.readFileSync(path.join(MODELS_DIR, `${example}.onnx`));
-  const spec = JSON.parse(fs.readFileSync(path.join(MODELS_DIR, `${example}.spec.json`), 'utf8'));
-  return registerModel(env.store, { name, bytes, spec, alias, maxBytes: 64 * 1024 * 1024 });
+  return registerModel(env.store, { name, ...readExampleModel(example), alias, maxBytes: 64 * 1024 * 1024 });
 }
 
 export const freshName = (prefix = 'serve') => uniqueName(prefix);

@@ -6,6 +6,7 @@ import { startBatchRun } from '../../src/batch/client.ts';
 import { progressQuery } from '../../workflows/batch-scoring.ts';
 import { openTestEnv, registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 import { ridesTable, spawnWorker, waitUntil, type WorkerProcess } from './batch-support.ts';
+import { RIDE_COLUMNS } from '../../src/demo.ts';
 
 let env: TestEnv;
 let model: string;
@@ -34,7 +35,7 @@ describe('SIGTERM to a worker process mid-run', () => {
     const handle = await startBatchRun(env.client, taskQueue, {
       name,
       model: `${model}@production`,
-      source: { table: view },
+      source: { table: view, ...RIDE_COLUMNS },
       window: { from: '2024-01-01T00:00:00Z', to: '2024-02-01T00:00:00Z' },
       chunkSize: rows / chunks,
       parallelism: 2,

@@ -85,7 +85,7 @@ describe('CLI bad input (pure validators)', () => {
       {
         name: fc.oneof(fc.constant('rides-job'), nastyValue),
         model: fc.oneof(fc.constant('trip-duration@production'), nastyValue),
-        source: fc.oneof(fc.record({ table: identLike, idColumn: identLike, timestampColumn: identLike, actualColumn: identLike, passthrough: fc.array(identLike, { maxLength: 3 }) }, { requiredKeys: ['table'] }), nastyValue),
+        source: fc.oneof(fc.record({ table: identLike, idColumn: identLike, timestampColumn: identLike, actualColumn: identLike, passthrough: fc.array(identLike, { maxLength: 3 }) }, { requiredKeys: ['table', 'idColumn', 'timestampColumn'] }), nastyValue),
         window: fc.oneof(fc.record({ from: fc.oneof(fc.constant('2024-01-01'), nastyString), to: fc.oneof(fc.constant('2024-02-01'), nastyString) }), nastyValue),
         period: fc.oneof(fc.constantFrom('hour', 'day', 'month', 'week'), nastyValue),
         target: identLike,

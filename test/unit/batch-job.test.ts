@@ -18,20 +18,26 @@ describe('windows', () => {
 });
 
 describe('jobs', () => {
-  const base = { name: 'j', model: 'm', source: { table: 'rides' }, window: { from: '2024-01-01', to: '2024-02-01' } };
+  const columns = { idColumn: 'id', timestampColumn: 'created_at' };
+  const base = { name: 'j', model: 'm', source: { table: 'rides', ...columns }, window: { from: '2024-01-01', to: '2024-02-01' } };
 
   it('fills defaults', () => {
-    expect(parseJob(base)).toMatchObject({ target: 'predictions', chunkSize: 50_000, parallelism: 4, source: { idColumn: 'ride_id', timestampColumn: 'lpep_pickup_datetime', passthrough: [] } });
+    expect(parseJob(base)).toMatchObject({ target: 'predictions', chunkSize: 50_000, parallelism: 4, source: { ...columns, passthrough: [] } });
+  });
+
+  it('needs the id and timestamp columns: no table has the example rides\' columns by default', () => {
+    const job = { ...base, source: { table: 'rides' } };
+    expect(() => parseJob(job)).toThrow("source.idColumn: give the source's integer key column (--id-column); source.timestampColumn: give the column the window applies to (--timestamp-column)");
   });
 
   it.each([
-    [{ ...base, source: { table: 'rides; DROP TABLE x' } }, 'source.table'],
-    [{ ...base, source: { table: 'rides', idColumn: 'id"--' } }, 'source.idColumn'],
-    [{ ...base, source: { table: 'rides', passthrough: ['a b'] } }, 'source.passthrough.0'],
+    [{ ...base, source: { ...base.source, table: 'rides; DROP TABLE x' } }, 'source.table'],
+    [{ ...base, source: { ...base.source, idColumn: 'id"--' } }, 'source.idColumn'],
+    [{ ...base, source: { ...base.source, passthrough: ['a b'] } }, 'source.passthrough.0'],
     [{ ...base, target: 'pg_catalog.pg_class; --' }, 'target'],
     [{ ...base, window: { from: '2024-02-01', to: '2024-01-01' } }, 'window.from must be before window.to'],
     [{ ...base, window: { from: 'soon', to: '2024-01-01' } }, 'window.from'],
-    [{ name: 'j', model: 'm', source: { table: 'rides' } }, 'give either window'],
+    [{ name: 'j', model: 'm', source: base.source }, 'give either window'],
     [{ ...base, chunkSize: 5 }, 'chunkSize'],
   ])('rejects %j naming %s', (job, message) => {
     expect(() => parseJob(job)).toThrow(message);
@@ -69,7 +75,7 @@ describe('run statistics', () => {
 });
 
 describe('job windows are strict ISO dates', () => {
-  const job = (from: string) => ({ name: 'j', model: 'm', source: { table: 'rides' }, window: { from, to: '2030-01-01' } });
+  const job = (from: string) => ({ name: 'j', model: 'm', source: { table: 'rides', idColumn: 'id', timestampColumn: 'created_at' }, window: { from, to: '2030-01-01' } });
   it.each(['2024-01-01', '2024-01-01T00:00:00Z', '2024-01-01T03:00', '2024-02-29T10:00:00.123+02:00', '2024-01-01 03:00:00'])('accepts %s', (from) => {
     expect(() => parseJob(job(from))).not.toThrow();
   });
