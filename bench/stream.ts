@@ -1,10 +1,12 @@
 // Streaming fan-out benchmark: ride_started events at fixed arrival rates (open loop: an
 // event is emitted on schedule whether or not earlier ones are done), each waited on for its
-// decision. Reports the sustained rate, event→decision latency, backlog growth and the CPU
-// time each event costs (the dev server's and this process's), beside a floor: the same three
-// model calls and the decision in-process, without Temporal.
+// decision. Events enter as producers send them, through the event ingress that
+// `POST /v1/events` and `emitEvent()` callers use. Reports the sustained rate,
+// event→decision latency, backlog growth, the CPU time each event costs (the dev server's and
+// this process's) and Temporal history events per event, beside a floor: the same three model
+// calls and the decision in-process, without Temporal.
 //
-//   npm run bench:stream -- [--seconds 60] [--rates 20,50,100]
+//   npm run bench:stream -- [--mode batched|per-event] [--seconds 60] [--rates 500,1000,2000,5000]
 //
 // Uses the configured PostgreSQL (or the embedded one) and, unless TEMPORAL_ADDRESS is set, a
 // fresh in-memory Temporal dev server of its own. Workers run in this process.
@@ -26,19 +28,23 @@ import { peakRssMiB } from './support.ts';
 import { decide } from '../src/streaming/policy.ts';
 import { loadRouting, type Routing } from '../src/streaming/routing.ts';
 import { streamingSettings } from '../src/streaming/settings.ts';
-import { emitEvent } from '../src/streaming/emit.ts';
+import { EventIngress } from '../src/streaming/ingress.ts';
+import { PostgresInboundLog } from '../src/streaming/inbound-log.ts';
 import { createConsumerWorkers, createEventWorker, selectConsumerQueues } from '../src/streaming/workers.ts';
 import { WORKFLOWS_PATH } from '../src/worker.ts';
 import type { ConsumerOutcome } from '../src/streaming/types.ts';
 
 const opts = new Command()
   .option('--seconds <n>', 'seconds at each rate', '60')
-  .option('--rates <list>', 'arrival rates, events per second', '20,50,100')
+  .option('--mode <mode>', 'fan-out mode of ride_started: batched or per-event', 'batched')
+  .option('--rates <list>', 'arrival rates, events per second (default: 500,1000,2000,5000 batched; 20,50,100 per-event)')
   .option('--persistent', "the dev server keeps its history in a SQLite file, as `mldeploy dev` runs it (default: in memory)")
   .parse()
-  .opts<{ seconds: string; rates: string; persistent?: boolean }>();
+  .opts<{ seconds: string; rates?: string; mode: string; persistent?: boolean }>();
+if (opts.mode !== 'batched' && opts.mode !== 'per-event') throw new Error(`--mode must be batched or per-event, got ${opts.mode}`);
+const mode = opts.mode;
 const seconds = Number(opts.seconds);
-const rates = opts.rates.split(',').map(Number);
+const rates = (opts.rates ?? (mode === 'batched' ? '500,1000,2000,5000' : '20,50,100')).split(',').map(Number);
 if (!(seconds > 0) || rates.some((r) => !(r > 0))) throw new Error('--seconds and --rates must be positive numbers');
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -89,15 +95,17 @@ const eagerClient = new Client({ connection: native, namespace: target.namespace
 // The shipped routing, on task queues and streams of this run only.
 const tag = `bench-${Date.now().toString(36)}`;
 const shipped = await loadRouting(path.resolve('config/routing.json'));
-const routing: Routing = { events: { ride_started: { ...shipped.events.ride_started, consumers: shipped.events.ride_started.consumers.map((c) => ({ ...c, taskQueue: `${tag}-consumer-${c.name}` })) } } };
+const routing: Routing = { events: { ride_started: { ...shipped.events.ride_started, mode, consumers: shipped.events.ride_started.consumers.map((c) => ({ ...c, taskQueue: `${tag}-consumer-${c.name}` })) } } };
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-bench-'));
 const routingFile = path.join(dir, 'routing.json');
 fs.writeFileSync(routingFile, JSON.stringify(routing));
 
 const models = new ModelCache(store, 1);
 const settings = streamingSettings({ ...config.streaming, routingFile, namespace: tag }, stack.pool);
-const deps = { connection: native, namespace: target.namespace, pool: stack.pool, store, models, settings };
+const inbound = new PostgresInboundLog(stack.pool, tag);
+const deps = { connection: native, namespace: target.namespace, pool: stack.pool, store, models, settings, inbound };
 const taskQueue = `${tag}-events`;
+const ingress = new EventIngress({ client, eagerClient, taskQueue, namespace: tag, routingFile, backend: await settings.backend(), inbound, waitMs: 120_000 });
 const workers: Worker[] = [
   await createEventWorker(deps, taskQueue, { workflowsPath: WORKFLOWS_PATH }),
   ...(await createConsumerWorkers(deps, await selectConsumerQueues(routingFile, []))),
@@ -124,6 +132,13 @@ async function floor(events: number) {
   return { rate: events / elapsed, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) };
 }
 
+/** History events of every workflow run on the benchmark's task queue so far (closed runs included). */
+async function historyEvents(): Promise<number> {
+  let total = 0;
+  for await (const wf of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) total += wf.historyLength;
+  return total;
+}
+
 async function atRate(rate: number, label: string) {
   const total = Math.round(rate * seconds);
   const latencies: number[] = [];
@@ -131,6 +146,7 @@ async function atRate(rate: number, label: string) {
   let failed = 0;
   const backlog: Array<[number, number]> = [];
   const pending: Promise<void>[] = [];
+  const historyBefore = await historyEvents();
   const cpuBefore = { server: server?.pid ? cpuSeconds(server.pid) : NaN, bench: cpuSeconds(process.pid) };
   const t0 = performance.now();
   const sampler = setInterval(() => backlog.push([(performance.now() - t0) / 1000, pending.length - done - failed]), 250);
@@ -143,7 +159,7 @@ async function atRate(rate: number, label: string) {
     pending.push(
       (async () => {
         try {
-          const r = await emitEvent(client, { id, type: 'ride_started', payload: { ride: ride(i), ride_id: i } }, { taskQueue, wait: true, waitMs: 120_000, eagerClient });
+          const r = await ingress.emit({ id, type: 'ride_started', payload: { ride: ride(i), ride_id: i } }, { wait: true, waitMs: 120_000 });
           if (r.status !== 'done') throw new Error(`event ${id}: no decision in 120 s`);
           latencies.push(performance.now() - sent);
           done++;
@@ -160,10 +176,16 @@ async function atRate(rate: number, label: string) {
   const elapsed = (performance.now() - t0) / 1000;
   latencies.sort((a, b) => a - b);
   const cpuMsPerEvent = (pid: number | undefined, before: number) => (pid ? ((cpuSeconds(pid) - before) * 1000) / total : NaN);
+  const serverCpuMs = cpuMsPerEvent(server?.pid, cpuBefore.server);
+  const processCpuMs = cpuMsPerEvent(process.pid, cpuBefore.bench);
+  // Visibility lags the histories a little: give it a moment before counting.
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const historyPerEvent = ((await historyEvents()) - historyBefore) / Math.max(1, done);
   return {
     rate,
-    serverCpuMs: cpuMsPerEvent(server?.pid, cpuBefore.server),
-    processCpuMs: cpuMsPerEvent(process.pid, cpuBefore.bench),
+    serverCpuMs,
+    processCpuMs,
+    historyPerEvent,
     sustained: done / elapsed,
     p50: percentile(latencies, 50),
     p95: percentile(latencies, 95),
@@ -174,6 +196,7 @@ async function atRate(rate: number, label: string) {
   };
 }
 
+say(`mode: ${mode}`);
 const f = await floor(2_000);
 say(`floor (3 model calls + decision in-process, no Temporal): ${f.rate.toFixed(0)} events/s, latency p50 ${f.p50.toFixed(3)} ms, p95 ${f.p95.toFixed(3)} ms, p99 ${f.p99.toFixed(3)} ms`);
 // Warm up the workers (model loads, workflow cache, gRPC channels).
@@ -187,17 +210,20 @@ for (const rate of rates) {
     `${rate} events/s for ${seconds} s: sustained ${r.sustained.toFixed(1)} events/s, latency p50 ${r.p50.toFixed(0)} ms (${(r.p50 / f.p50).toFixed(0)}x floor), ` +
       `p95 ${r.p95.toFixed(0)} ms (${(r.p95 / f.p95).toFixed(0)}x), p99 ${r.p99.toFixed(0)} ms (${(r.p99 / f.p99).toFixed(0)}x), ` +
       `backlog ${r.backlogSlope >= 0 ? '+' : ''}${r.backlogSlope.toFixed(2)} events/s (${r.backlogAtEnd} waiting when arrivals stopped), failed ${r.failed}; ` +
-      `CPU per event: Temporal server ${r.serverCpuMs.toFixed(1)} ms, this process (workers + load generator) ${r.processCpuMs.toFixed(1)} ms → ${holds ? 'holds' : 'does not hold'}`,
+      `CPU per event: Temporal server ${r.serverCpuMs.toFixed(2)} ms, this process (workers + load generator) ${r.processCpuMs.toFixed(2)} ms; ` +
+      `Temporal history events per event ${r.historyPerEvent.toFixed(2)}; sustained rate / floor ${(r.sustained / f.rate).toFixed(3)} → ${holds ? 'holds' : 'does not hold'}`,
   );
 }
 const held = results.filter((r) => r.p95 < 250 && r.failed === 0 && r.backlogSlope < 0.5 && r.sustained >= r.rate * 0.95).map((r) => r.rate);
 if (server?.pid) say(`Temporal dev server peak RSS: ${peakRssMiB(server.pid).toFixed(0)} MiB`);
 say(`highest rate that holds (p95 < 250 ms, no backlog growth): ${held.length ? `${Math.max(...held)} events/s` : 'none of those tried'}`);
 
+ingress.close();
 for (const w of workers) w.shutdown();
 await Promise.all(running);
 await models.release();
 await (await settings.backend()).close();
+await inbound.close();
 await connection.close();
 await native.close();
 await stack.close();

@@ -59,7 +59,11 @@ export class PostgresStreamBackend implements StreamBackend {
           'SELECT item, stored_offset, stored_record, created FROM mldeploy_stream_append($1, $2::text[], $3::jsonb[])',
           [this.key(stream), batch.map((a) => a.id), batch.map((a) => JSON.stringify(a.value))],
         );
-        for (const row of rows) batch[row.item - 1].resolve({ offset: row.stored_offset, value: row.stored_record, created: row.created });
+        for (const row of rows) {
+          const append = batch[row.item - 1];
+          // The stored record comes back only for ids already in the stream.
+          append.resolve({ offset: row.stored_offset, value: row.created ? append.value : row.stored_record, created: row.created });
+        }
       } catch (err) {
         for (const a of batch) a.reject(err as Error);
       }
