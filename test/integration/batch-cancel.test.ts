@@ -30,10 +30,12 @@ const taskQueue = uniqueName('tq');
 beforeAll(async () => {
   env = await openTestEnv();
   model = (await registerExample(env, 'trip-duration')).name;
-  // Reading the source is slow on purpose (0.1 s per 1,000 rows), so a run is still going
-  // when it is cancelled: about 2 s per 20,000-row chunk, 0.8 s per sub-batch.
+  // Reading the source is slow on purpose (by default 0.1 s per 1,000 rows), so a run is
+  // still going when it is cancelled: about 2 s per 20,000-row chunk, 0.8 s per sub-batch.
+  await env.pool.query('CREATE TABLE IF NOT EXISTS mldeploy_test_pace (seconds double precision NOT NULL)');
+  await setPace(0.1);
   await env.pool.query(`CREATE OR REPLACE FUNCTION mldeploy_test_slow(id bigint) RETURNS double precision LANGUAGE plpgsql VOLATILE AS $$
-    BEGIN IF id % 1000 = 0 THEN PERFORM pg_sleep(0.1); END IF; RETURN 0; END $$`);
+    BEGIN IF id % 1000 = 0 THEN PERFORM pg_sleep((SELECT seconds FROM mldeploy_test_pace LIMIT 1)); END IF; RETURN 0; END $$`);
   models = new ModelCache(env.store, 1);
   worker = await Worker.create({
     connection: env.connection,
@@ -51,6 +53,12 @@ afterAll(async () => {
   await models?.release();
   await env?.close();
 });
+
+/** Seconds the source takes per 1,000 rows read; takes effect at once, also mid-chunk. */
+async function setPace(seconds: number) {
+  await env.pool.query('DELETE FROM mldeploy_test_pace');
+  await env.pool.query('INSERT INTO mldeploy_test_pace VALUES ($1)', [seconds]);
+}
 
 async function slowRun() {
   const { view } = await ridesTable(env.pool, { '2024-01': 60_000 });
@@ -87,11 +95,21 @@ async function expectCancelledWithWholeChunks(workflowId: string, jobName: strin
 describe('cancelling a batch run', () => {
   it('`mldeploy runs cancel --job --from --to` ends the run as cancelled, finished chunks kept', async () => {
     const { job, handle } = await slowRun();
+    // A CLI process takes seconds to start on a busy machine: hold the run back meanwhile
+    // (8 s per sub-batch), and let it go on at the usual pace once the cancellation is asked.
+    await setPace(1);
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-cli-'));
-    const { stdout } = await run(process.execPath, ['bin/mldeploy.js', 'runs', 'cancel', '--job', job.name, '--from', '2024-01-01', '--to', '2024-02-01'], {
+    const cli = run(process.execPath, ['bin/mldeploy.js', 'runs', 'cancel', '--job', job.name, '--from', '2024-01-01', '--to', '2024-02-01'], {
       env: { ...process.env, TEMPORAL_ADDRESS: env.temporalAddress, DATABASE_URL: env.databaseUrl, MLDEPLOY_DATA_DIR: dataDir, MLDEPLOY_LOG_LEVEL: 'warn' },
       timeout: 60_000,
     });
+    cli.catch(() => {}); // awaited below
+    try {
+      await waitUntil('the cancel request', async () => (await handle.fetchHistory()).events!.some((e) => e.workflowExecutionCancelRequestedEventAttributes), 60_000);
+    } finally {
+      await setPace(0.1);
+    }
+    const { stdout } = await cli;
     const failure = await handle.result().catch((e) => e);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect(failure.cause).toBeInstanceOf(CancelledFailure);
