@@ -74,7 +74,7 @@ describe('ride_started fan-out', () => {
 
   it('dead-letters an event whose payload misses the features field, and an unknown event type', async () => {
     const missing = await emitEvent(env.client, { id: uniqueName('nofield'), type: 'ride_started', payload: { ride_id: 3 } }, { taskQueue: rig.taskQueue, wait: true });
-    expect(missing.status === 'done' && missing.decision.reasons).toEqual(['payload.ride must be a JSON object with the ride\'s features, got missing']);
+    expect(missing.status === 'done' && missing.decision.reasons).toEqual(['payload.ride must be a JSON object with the consumer\'s features, got missing']);
     const unknown = await emitEvent(env.client, { id: uniqueName('unk'), type: 'ride_ended', payload: { ride: ride(1) } }, { taskQueue: rig.taskQueue, wait: true });
     expect(unknown.status === 'done' && unknown.decision.status).toBe('rejected');
     expect(unknown.status === 'done' && unknown.decision.reasons[0]).toMatch(/no route for event type 'ride_ended'/);
