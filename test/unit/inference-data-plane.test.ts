@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FeatureRecord } from '../../src/registry/features.ts';
 import type { LoadedModel, PredictResult } from '../../src/registry/runtime.ts';
+import ort from 'onnxruntime-node';
 import { DataPlane, SLICE_RECORDS } from '../../src/inference/data-plane.ts';
 
 /** A stand-in model: doubles field x, rejects records without a number in x, and records its call sizes. */
@@ -56,5 +57,54 @@ describe('DataPlane', () => {
     expect(predictions[SLICE_RECORDS + 2]).toBe((SLICE_RECORDS + 2) * 2);
     expect(predictions[SLICE_RECORDS + 1]).toBeNull();
     expect(errors).toEqual([{ index: SLICE_RECORDS + 1, field: 'x', reason: 'x is missing' }]);
+  });
+});
+
+/** A stand-in session: output y = 2x over an [N, 1] float tensor; throws when x holds a negative value. */
+function fakeTensorModel() {
+  const runs: number[] = [];
+  const model = {
+    name: 'fake-tensors',
+    version: 1,
+    metadata: { inputs: [{ name: 'x', type: 'float32', shape: ['N', 1] }], outputs: [{ name: 'y', type: 'float32', shape: ['N', 1] }] },
+    session: {
+      async run(feeds: Record<string, ort.Tensor>) {
+        const x = feeds.x.data as Float32Array;
+        runs.push(feeds.x.dims[0]);
+        if (x.some((v) => v < 0)) throw new Error('negative input');
+        return { y: new ort.Tensor('float32', x.map((v) => v * 2), feeds.x.dims) };
+      },
+    },
+  };
+  return { model: model as unknown as LoadedModel, runs };
+}
+
+const tensorRequest = (values: number[]) => ({ feeds: { x: new ort.Tensor('float32', Float32Array.from(values), [values.length, 1]) }, rows: values.length, outputs: ['y'] });
+
+describe('DataPlane.tensors (v2)', () => {
+  it('runs concurrent small requests in one call and gives each its own rows', async () => {
+    const { model, runs } = fakeTensorModel();
+    const plane = new DataPlane({ lane: 'web', maxBatch: 64, maxDelayUs: 0 });
+    const outputs = await Promise.all([[1], [2, 3], [4]].map((v) => plane.tensors(model, tensorRequest(v))));
+    expect(runs).toEqual([4]);
+    expect(outputs.map((o) => Array.from(o.y.data as Float32Array))).toEqual([[2], [4, 6], [8]]);
+    expect(outputs[1].y.dims).toEqual([2, 1]);
+  });
+
+  it('fails only the request whose data the model rejects', async () => {
+    const { model } = fakeTensorModel();
+    const plane = new DataPlane({ lane: 'web', maxBatch: 64, maxDelayUs: 0 });
+    const settled = await Promise.allSettled([[1], [-1], [3]].map((v) => plane.tensors(model, tensorRequest(v))));
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(Array.from((settled[2] as PromiseFulfilledResult<Record<string, ort.Tensor>>).value.y.data as Float32Array)).toEqual([6]);
+  });
+
+  it('slices a large request and joins the outputs in order', async () => {
+    const { model, runs } = fakeTensorModel();
+    const plane = new DataPlane({ lane: 'web', maxBatch: 1, maxDelayUs: 0 });
+    const values = Array.from({ length: SLICE_RECORDS * 2 + 5 }, (_, i) => i);
+    const { y } = await plane.tensors(model, tensorRequest(values));
+    expect(runs).toEqual([SLICE_RECORDS, SLICE_RECORDS, 5]);
+    expect(Array.from(y.data as Float32Array)).toEqual(values.map((v) => v * 2));
   });
 });
