@@ -74,7 +74,10 @@ export function createBatchActivities({ pool, models }: ActivityDeps) {
     },
 
     async markBatchRunFailed(input: { runId: string; reason: string }): Promise<void> {
-      await pool.query(`UPDATE batch_runs SET status = 'failed', stats = jsonb_build_object('error', $2::text), finished_at = now() WHERE run_id = $1`, [input.runId, input.reason]);
+      await pool.query(`UPDATE batch_runs SET status = 'failed', stats = jsonb_build_object('error', $2::text), finished_at = now() WHERE run_id = $1`, [
+        input.runId,
+        input.reason,
+      ]);
     },
   };
 }

@@ -24,18 +24,7 @@ import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import proto from '@temporalio/proto';
-import {
-  batchActivities,
-  batchJob,
-  consumer,
-  createLocalEnv,
-  fanoutActivities,
-  startWorker,
-  streamEvent,
-  unique,
-  waitFor,
-  type EventPlans,
-} from '../test/workflows/support.ts';
+import { batchActivities, batchJob, consumer, createLocalEnv, fanoutActivities, startWorker, streamEvent, unique, waitFor, type EventPlans } from '../test/workflows/support.ts';
 
 const HISTORIES = path.resolve('test/fixtures/histories');
 
@@ -94,7 +83,11 @@ const eventFanout: Recorder = {
     await ctx.worker(CONSUMER_QUEUE, fanout.consumerActivities, false);
   },
   scenarios: {
-    decided: fanoutScenario('decided', { consumers: [consumer('risk', 'ok-0.9', true, CONSUMER_QUEUE), consumer('eta', 'ok-12', false, CONSUMER_QUEUE)] }, 'http://producer.test/decisions'),
+    decided: fanoutScenario(
+      'decided',
+      { consumers: [consumer('risk', 'ok-0.9', true, CONSUMER_QUEUE), consumer('eta', 'ok-12', false, CONSUMER_QUEUE)] },
+      'http://producer.test/decisions',
+    ),
     'optional-timeout': fanoutScenario('optional-timeout', { consumers: [consumer('risk', 'ok-0.2', true, CONSUMER_QUEUE), consumer('eta', 'slow', false, CONSUMER_QUEUE, 300)] }),
     'required-failed': fanoutScenario('required-failed', { consumers: [consumer('risk', 'broken', true, CONSUMER_QUEUE), consumer('eta', 'ok-12', false, CONSUMER_QUEUE)] }),
     rejected: fanoutScenario('rejected', { rejected: ["trip_distance must be a number, got 'x'"] }, 'http://producer.test/decisions'),

@@ -140,7 +140,7 @@ export async function batchScoring(job: BatchJobInput, checkpoint?: BatchCheckpo
         await markBatchRunCancelled({ runId });
       });
     } else if (!(err instanceof ContinueAsNew)) {
-      await markBatchRunFailed({ runId, reason: err instanceof Error ? (err.cause as Error | undefined)?.message ?? err.message : String(err) });
+      await markBatchRunFailed({ runId, reason: err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err) });
     }
     throw err;
   }

@@ -64,7 +64,14 @@ async function slowRun() {
   const { view } = await ridesTable(env.pool, { '2024-01': 60_000 });
   const slow = `${view}_slow`;
   await env.pool.query(`CREATE VIEW ${slow} AS SELECT v.*, v.duration + mldeploy_test_slow(v.ride_id) AS slow_duration FROM ${view} v`);
-  const job = { name: uniqueName('job'), model, source: { table: slow, idColumn: 'ride_id', timestampColumn: 'lpep_pickup_datetime', actualColumn: 'slow_duration' }, window: { from: '2024-01-01', to: '2024-02-01' }, chunkSize: 20_000, parallelism: 1 };
+  const job = {
+    name: uniqueName('job'),
+    model,
+    source: { table: slow, idColumn: 'ride_id', timestampColumn: 'lpep_pickup_datetime', actualColumn: 'slow_duration' },
+    window: { from: '2024-01-01', to: '2024-02-01' },
+    chunkSize: 20_000,
+    parallelism: 1,
+  };
   const handle = await startBatchRun(env.client, taskQueue, job);
   await waitUntil('a finished chunk', async () => ((await handle.query(progressQuery))?.chunksDone ?? 0) >= 1, 60_000);
   return { job, handle };

@@ -28,7 +28,7 @@ async function run(id: string, plan: EventPlans extends Map<string, infer P> ? P
 }
 
 describe('eventFanout', () => {
-  it('decides from every consumer\'s prediction', async () => {
+  it("decides from every consumer's prediction", async () => {
     const id = unique('ok');
     const decision = await run(id, { consumers: [consumer('risk', 'ok-0.9', true, consumerQueue), consumer('eta', 'ok-12', false, consumerQueue)] });
     expect(decision).toMatchObject({ status: 'decided', action: 'review', predictions: { risk: 0.9, eta: 12 }, missing: [], reasons: ['risk above 0.5'] });

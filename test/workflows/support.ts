@@ -164,7 +164,14 @@ export function batchActivities(opts: { rowsPerChunk?: number; chunks: number; s
 }
 
 export function batchJob(name: string, extra: Partial<BatchJobInput> = {}): BatchJobInput {
-  return { name, model: 'mock-model@production', source: { table: 'rides', idColumn: 'ride_id', timestampColumn: 'lpep_pickup_datetime' }, window: { from: '2024-01-01T00:00:00Z', to: '2024-02-01T00:00:00Z' }, parallelism: 2, ...extra };
+  return {
+    name,
+    model: 'mock-model@production',
+    source: { table: 'rides', idColumn: 'ride_id', timestampColumn: 'lpep_pickup_datetime' },
+    window: { from: '2024-01-01T00:00:00Z', to: '2024-02-01T00:00:00Z' },
+    parallelism: 2,
+    ...extra,
+  };
 }
 
 // ---------------------------------------------------------------- eventFanout
@@ -223,14 +230,27 @@ export function fanoutActivities(plans: EventPlans) {
     },
   };
   const consumerActivities = {
-    async predictForConsumer(input: { event: { id: string; type: string; time: string }; consumer: string; model: { name: string; version: number }; features: Record<string, unknown> }): Promise<PredictionRecord> {
+    async predictForConsumer(input: {
+      event: { id: string; type: string; time: string };
+      consumer: string;
+      model: { name: string; version: number };
+      features: Record<string, unknown>;
+    }): Promise<PredictionRecord> {
       const behaviour = String(input.features.behaviour);
       if (behaviour === 'slow') {
         await Context.current().sleep(10_000);
       }
       if (behaviour === 'broken') throw ApplicationFailure.nonRetryable(`model ${input.model.name} failed`, 'MockModelError');
       const prediction = Number(behaviour.replace(/^ok-/, ''));
-      return { id: `${input.event.type}:${input.event.id}:${input.consumer}`, eventId: input.event.id, eventType: input.event.type, consumer: input.consumer, model: input.model, prediction, time: input.event.time };
+      return {
+        id: `${input.event.type}:${input.event.id}:${input.consumer}`,
+        eventId: input.event.id,
+        eventType: input.event.type,
+        consumer: input.consumer,
+        model: input.model,
+        prediction,
+        time: input.event.time,
+      };
     },
   };
   return { main, consumerActivities, records };

@@ -38,7 +38,12 @@ async function workflowWorker(bundlePath: 'v1' | 'v2') {
   const workflowBundle_ = bundlePath === 'v1' ? await bundleWorkflowCode({ workflowsPath: V1_PATH, logger: quiet }) : await workflowBundle();
   const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: workflowBundle_, maxCachedWorkflows: 0, ...TEST_WORKER_OPTIONS });
   const running = worker.run();
-  return { async stop() { worker.shutdown(); await running; } };
+  return {
+    async stop() {
+      worker.shutdown();
+      await running;
+    },
+  };
 }
 
 async function chunksInFlight(handle: WorkflowHandle) {
@@ -51,8 +56,16 @@ describe('a workflow started on the old code', () => {
   it('completes on the new code, and is cancelled with the new cleanup', async () => {
     mock.gate.open = false;
     const v1 = await workflowWorker('v1');
-    const done = await env.client.workflow.start<typeof batchScoring>('batchScoring', { taskQueue, workflowId: unique('batch-v1-done'), args: [batchJob(unique('gated'), { parallelism: 2 })] });
-    const cancelled = await env.client.workflow.start<typeof batchScoring>('batchScoring', { taskQueue, workflowId: unique('batch-v1-cancel'), args: [batchJob(unique('slow'), { parallelism: 2 })] });
+    const done = await env.client.workflow.start<typeof batchScoring>('batchScoring', {
+      taskQueue,
+      workflowId: unique('batch-v1-done'),
+      args: [batchJob(unique('gated'), { parallelism: 2 })],
+    });
+    const cancelled = await env.client.workflow.start<typeof batchScoring>('batchScoring', {
+      taskQueue,
+      workflowId: unique('batch-v1-cancel'),
+      args: [batchJob(unique('slow'), { parallelism: 2 })],
+    });
     handles.push(done, cancelled);
     await chunksInFlight(done);
     await chunksInFlight(cancelled);
@@ -78,8 +91,8 @@ describe('a workflow started on the old code', () => {
     // Neither history has the patch marker at its start: both ran the old chunk proxy throughout.
     for (const h of handles) {
       const history = await h.fetchHistory();
-      const markers = history.events!
-        .filter((e) => e.markerRecordedEventAttributes)
+      const markers = history
+        .events!.filter((e) => e.markerRecordedEventAttributes)
         .flatMap((e) => Object.values(e.markerRecordedEventAttributes!.details ?? {}).flatMap((p) => p.payloads ?? []))
         .map((p) => Buffer.from(p.data!).toString());
       expect(markers.some((m) => m.includes('batch-chunks-wait-cancellation'))).toBe(false);

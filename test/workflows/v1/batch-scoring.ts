@@ -4,16 +4,7 @@
 // Batch scoring as a durable workflow: resolve the model once, plan key-range chunks, score
 // them with bounded parallelism on any worker of the task queue, then write the run
 // summary. Rows never pass through Temporal; history stays bounded with continue-as-new.
-import {
-  ApplicationFailure,
-  ContinueAsNew,
-  continueAsNew,
-  defineQuery,
-  proxyActivities,
-  setHandler,
-  upsertSearchAttributes,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ApplicationFailure, ContinueAsNew, continueAsNew, defineQuery, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../../activities/index.ts';
 import type { BatchJobInput } from '../../../src/batch/job.ts';
 import type { RunContext, RunSummary } from '../../../src/batch/scorer.ts';
@@ -111,7 +102,7 @@ export async function batchScoring(job: BatchJobInput, checkpoint?: BatchCheckpo
     return await finalizeBatchRun({ ctx: runContext });
   } catch (err) {
     if (!(err instanceof ContinueAsNew)) {
-      await markBatchRunFailed({ runId, reason: err instanceof Error ? (err.cause as Error | undefined)?.message ?? err.message : String(err) });
+      await markBatchRunFailed({ runId, reason: err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err) });
     }
     throw err;
   }
