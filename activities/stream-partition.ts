@@ -6,11 +6,13 @@
 // repeated batch never duplicates anything.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool.ts';
-import { describeValue, FeatureMapper } from '../src/registry/features.ts';
-import { resolveSpec } from '../src/registry/metadata.ts';
+import { DataPlane } from '../src/inference/data-plane.ts';
+import { describeValue } from '../src/registry/features.ts';
+import { validatorFor, type FeatureValidator } from '../src/registry/resolver.ts';
 import type { ModelCache } from '../src/registry/runtime.ts';
 import { ModelNotFoundError, type ModelStore, type ModelVersion } from '../src/registry/store.ts';
 import { callbackRefusal } from '../src/streaming/callback.ts';
+import { insertDeadLetters } from '../src/streaming/dead-letters.ts';
 import type { InboundLog } from '../src/streaming/inbound-log.ts';
 import { batchSize, decisionsTotal, partitionLag, predictionsTotal } from '../src/streaming/metrics.ts';
 import type {
@@ -36,8 +38,8 @@ export interface PartitionActivityDeps {
   inbound: InboundLog;
 }
 
-/** Model references are resolved again at most this often per process (a promote applies within it). */
-const RESOLVE_TTL_MS = 1_000;
+/** Consumers score a batch in slices through the data plane (lane 'stream'), as single events do. */
+const plane = new DataPlane({ lane: 'stream' });
 
 /** Scores consumer batches: needs only the model cache, the inbound log and the streams. */
 export function createConsumerBatchActivities({ models, settings, inbound }: Pick<PartitionActivityDeps, 'models' | 'settings' | 'inbound'>) {
@@ -48,7 +50,7 @@ export function createConsumerBatchActivities({ models, settings, inbound }: Pic
       const events = (await inbound.readPayloads(input.eventType, input.partition, input.from, input.to, input.features)).filter((e) => !skip.has(e.offset));
       if (events.length === 0) return { scored: 0, failed: [] };
       const model = await models.get(input.model);
-      const { predictions, errors } = await model.predict(events.map((e) => e.value as Record<string, unknown>));
+      const { predictions, errors } = await plane.many(model, events.map((e) => e.value as Record<string, unknown>));
       const failed = errors.map((e) => ({ offset: events[e.index].offset, reason: `${model.name}@${model.version} rejected the features: ${e.field}: ${e.reason}` }));
       const time = new Date().toISOString();
       const backend = await settings.backend();
@@ -78,32 +80,13 @@ export function createConsumerBatchActivities({ models, settings, inbound }: Pic
 }
 
 export function createPartitionActivities(deps: PartitionActivityDeps) {
-  const { pool, store, settings, inbound } = deps;
+  const { pool, models, settings, inbound } = deps;
 
-  // Specs checked by version: validating a payload needs the spec and the model's input
-  // metadata (both in the registry), never an onnxruntime session on the main queue.
-  const mappers = new Map<string, FeatureMapper>();
-  function mapperFor(version: ModelVersion): FeatureMapper {
-    const key = `${version.name}@${version.version}`;
-    let mapper = mappers.get(key);
-    if (!mapper) mappers.set(key, (mapper = new FeatureMapper(resolveSpec(version.spec, version.metadata), version.metadata)));
-    return mapper;
-  }
-
-  const resolved = new Map<string, { at: number; version: Promise<ModelVersion> }>();
-  function resolveRef(ref: string): Promise<ModelVersion> {
-    const cached = resolved.get(ref);
-    if (cached && Date.now() - cached.at < RESOLVE_TTL_MS) return cached.version;
-    const version = store.resolve(ref);
-    version.catch(() => resolved.delete(ref));
-    resolved.set(ref, { at: Date.now(), version });
-    return version;
-  }
-
-  async function planConsumer(consumer: ConsumerConfig): Promise<{ plan: BatchConsumerPlan; mapper: FeatureMapper }> {
+  async function planConsumer(consumer: ConsumerConfig): Promise<{ plan: BatchConsumerPlan; validator: FeatureValidator }> {
     let version: ModelVersion;
     try {
-      version = await resolveRef(consumer.model);
+      // The process's one resolver: cached, and a promotion is heard at once (LISTEN/NOTIFY).
+      version = await models.resolver.resolve(consumer.model);
     } catch (err) {
       // A routing naming an unknown model is a deployment problem, not a bad event: the claim
       // is retried, so the partition waits for the fix instead of dead-lettering everything.
@@ -111,7 +94,8 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
       throw err;
     }
     return {
-      mapper: mapperFor(version),
+      // Payloads are checked against the spec alone: no onnxruntime session on the main queue.
+      validator: validatorFor(version),
       plan: {
         name: consumer.name,
         taskQueue: consumerTaskQueue(consumer),
@@ -126,9 +110,9 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
   }
 
   /** Problems of each event (by position) against every consumer's features; empty when valid. */
-  function validate(payloads: Record<string, unknown>[], consumers: Array<{ plan: BatchConsumerPlan; mapper: FeatureMapper }>): string[][] {
+  function validate(payloads: Record<string, unknown>[], consumers: Array<{ plan: BatchConsumerPlan; validator: FeatureValidator }>): string[][] {
     const problems = payloads.map(() => new Set<string>());
-    for (const { plan, mapper } of consumers) {
+    for (const { plan, validator } of consumers) {
       const where = plan.features ? `payload.${plan.features}` : 'payload';
       const records: Record<string, unknown>[] = [];
       const positions: number[] = [];
@@ -141,19 +125,13 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
           positions.push(i);
         }
       });
-      for (const e of mapper.map(records).errors) problems[positions[e.index]].add(`${where}.${e.field}: ${e.reason}`);
+      for (const e of validator.checkMany(records)) problems[positions[e.index]].add(`${where}.${e.field}: ${e.reason}`);
     }
     return problems.map((p) => [...p]);
   }
 
-  async function deadLetter(ref: PartitionRef, events: Array<{ id: string; payload: unknown; reason: string }>): Promise<void> {
-    if (events.length === 0) return;
-    await pool.query(
-      `INSERT INTO dead_letters (event_type, event_id, payload, reason, source)
-       SELECT $1, t.id, t.payload, t.reason, 'workflow' FROM unnest($2::text[], $3::jsonb[], $4::text[]) AS t (id, payload, reason)
-       ON CONFLICT (event_type, event_id) DO NOTHING`,
-      [ref.eventType, events.map((e) => e.id), events.map((e) => JSON.stringify(e.payload)), events.map((e) => e.reason)],
-    );
+  function deadLetter(ref: PartitionRef, events: Array<{ id: string; payload: unknown; reason: string }>): Promise<void> {
+    return insertDeadLetters(pool, events.map((e) => ({ eventType: ref.eventType, eventId: e.id, payload: e.payload, reason: e.reason, source: 'workflow' })));
   }
 
   return {

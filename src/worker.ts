@@ -6,6 +6,10 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
 import type { Resources } from './resources.ts';
 import type { StreamingSettings } from './streaming/settings.ts';
+import type { InboundLog } from './streaming/inbound-log.ts';
+import { ensureBatchedRoutes } from './streaming/partitions.ts';
+import { loadRouting } from './streaming/routing.ts';
+import { log } from './log.ts';
 import { createConsumerWorkers, EVENT_WORKFLOW_TUNING, selectConsumerQueues, type StreamingWorkerDeps } from './streaming/workers.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -15,6 +19,8 @@ export interface WorkerDeps extends ActivityDeps {
   connection: NativeConnection;
   namespace: string;
   settings: StreamingSettings;
+  /** The inbound event log of batched fan-out. */
+  inbound: InboundLog;
 }
 
 export async function createWorker(deps: WorkerDeps, taskQueue: string, opts: { maxConcurrentActivities?: number } = {}): Promise<Worker> {
@@ -29,6 +35,8 @@ export async function createWorker(deps: WorkerDeps, taskQueue: string, opts: { 
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 8,
     // Let in-flight chunks finish on SIGTERM; a chunk that does not is retried elsewhere.
     shutdownGraceTime: '30 seconds',
+    // Heartbeats reach the server (and a cancellation reaches a chunk) within 2 s, not 80% of the heartbeat timeout.
+    maxHeartbeatThrottleInterval: '2 seconds',
   });
 }
 
@@ -56,4 +64,19 @@ export async function consumerWorkers(resources: Resources, names: string[]): Pr
 /** Runs the main worker in this process while `work` runs. */
 export async function withWorker<T>(resources: Resources, work: () => Promise<T>): Promise<T> {
   return (await mainWorker(resources)).runUntil(work);
+}
+
+/**
+ * Starts the partition workflows of the routing's batched event types (idempotent: one
+ * workflow per partition however many workers call it). A failure is logged, not fatal: the
+ * type's first event in a producer process tries again.
+ */
+export async function ensureBatchedPartitions(resources: Resources, taskQueue = resources.config.taskQueue): Promise<string[]> {
+  try {
+    const routing = await loadRouting(resources.streaming.routingFile);
+    return await ensureBatchedRoutes(await resources.stack.client(), routing, { taskQueue, namespace: resources.config.streaming.namespace, inbound: resources.inbound });
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not start the batched partition workflows yet');
+    return [];
+  }
 }

@@ -11,6 +11,7 @@ import { ModelStore } from '../src/registry/store.ts';
 import { registerModel } from '../src/registry/register.ts';
 import { ModelCache } from '../src/registry/runtime.ts';
 import { streamingSettings } from '../src/streaming/settings.ts';
+import { PostgresInboundLog } from '../src/streaming/inbound-log.ts';
 import { createWorker } from '../src/worker.ts';
 import { readExampleModel } from '../src/demo.ts';
 
@@ -65,7 +66,8 @@ export async function registerExample(env: TestEnv, example: 'trip-duration' | '
 export async function startTestWorker(env: TestEnv, taskQueue = uniqueName('tq')) {
   const models = new ModelCache(env.store, 1);
   const settings = streamingSettings({ routingFile: path.resolve('config/routing.json'), backend: 'postgres', namespace: 'mldeploy', natsUrl: '127.0.0.1:4222' }, env.pool);
-  const worker = await createWorker({ connection: env.connection, namespace: 'default', pool: env.pool, store: env.store, models, settings }, taskQueue);
+  const inbound = new PostgresInboundLog(env.pool, 'mldeploy');
+  const worker = await createWorker({ connection: env.connection, namespace: 'default', pool: env.pool, store: env.store, models, settings, inbound }, taskQueue);
   const running = worker.run();
   return {
     taskQueue,
@@ -75,6 +77,7 @@ export async function startTestWorker(env: TestEnv, taskQueue = uniqueName('tq')
       await running;
       await models.release();
       await settings.close();
+      await inbound.close();
     },
   };
 }

@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { Client } from '@temporalio/client';
 import { loadConfig } from '../config.ts';
 import { openResources, type Resources } from '../resources.ts';
-import { consumerWorkers, mainWorker } from '../worker.ts';
+import { consumerWorkers, ensureBatchedPartitions, mainWorker } from '../worker.ts';
+import { ingressFor, type EventIngress } from '../streaming/ingress.ts';
 import { demoEvent } from '../streaming/demo.ts';
 import { startBatchRun } from '../batch/client.ts';
 import { DEMO_JOB, DEMO_MONTHS, DEMO_SCHEDULE_ID, demoPrediction, ensureDemoRides, ensureDemoSchedule, ensureExampleModels } from '../demo.ts';
@@ -51,17 +52,20 @@ export function devCommand(program: Command): void {
         const running = worker.run();
         const consumersRunning = consumers.workers.map((w) => w.run());
         let web: WebService | undefined;
+        let ingress: EventIngress | undefined;
         try {
           say(`PostgreSQL: ${stack.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
           say(`Temporal:   ${stack.temporal!.connectionOptions.address} (namespace ${stack.temporal!.namespace})`);
           say(`Web UI:     ${stack.temporal!.uiUrl ?? config.temporal.uiUrl ?? '(not served by this stack)'}`);
           say(`Worker:     task queue ${config.taskQueue}; consumers ${consumers.taskQueues.join(', ')}`);
+          await ensureBatchedPartitions(resources);
           await runDemo(resources);
-          say(await demoEvent(await stack.client(), config.taskQueue, config.streaming.waitMs));
-          // --once picks a free port, so it never collides with a running service.
-          // The worker polls the main queue in this process: events posted here start on it eagerly.
+          // The worker polls the main queue in this process: per-event types start on it eagerly.
           const eagerClient = new Client({ connection: await stack.nativeConnection(), namespace: stack.temporal!.namespace });
-          web = await webServiceFor(resources, { port: opts.once ? 0 : undefined, eagerClient });
+          ingress = await ingressFor(resources, eagerClient);
+          say(await demoEvent(ingress, config.streaming.waitMs));
+          // --once picks a free port, so it never collides with a running service.
+          web = await webServiceFor(resources, { port: opts.once ? 0 : undefined, eagerClient, ingress });
           say(`Web service: ${web.url} (docs ${web.url}/docs)`);
           say(`  ${await demoPrediction(web.url, config.serve.apiToken)}`);
           if (!opts.once) {
@@ -71,6 +75,7 @@ export function devCommand(program: Command): void {
         } finally {
           say('shutting down…');
           await web?.close();
+          ingress?.close();
           for (const w of [worker, ...consumers.workers]) if (w.getState() === 'RUNNING') w.shutdown();
           await running;
           await Promise.allSettled(consumersRunning);

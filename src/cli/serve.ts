@@ -7,6 +7,7 @@ import { openResources, type Resources } from '../resources.ts';
 import { startWebService, type WebService } from '../serve/service.ts';
 import type { RoutePlugin } from '../serve/server.ts';
 import { streamingRoutes } from '../streaming/http.ts';
+import { ingressFor, type EventIngress } from '../streaming/ingress.ts';
 import { UsageError } from './context.ts';
 import { untilSignal } from './signals.ts';
 
@@ -17,28 +18,27 @@ export interface WebServiceOptions {
   port?: number;
   /** A client on the NativeConnection of a worker in this process that polls the main task queue: events start eagerly on it. */
   eagerClient?: Client;
+  /** The process's event ingress, when it has one already (mldeploy dev). */
+  ingress?: EventIngress;
 }
 
 /** The web service on a process's resources: its pool, registry, models and stream backend. */
 export async function webServiceFor(resources: Resources, opts: WebServiceOptions = {}): Promise<WebService> {
   const { config, stack } = resources;
   const serve = { ...config.serve, host: opts.host ?? config.serve.host, port: opts.port ?? config.serve.port };
-  const plugins = stack.temporal ? [await eventRoutes(resources, opts.eagerClient)] : [];
+  const plugins = stack.temporal ? [await eventRoutes(resources, opts)] : [];
   return startWebService({ pool: resources.pool, store: resources.store, models: resources.models, config: serve, plugins });
 }
 
-/** POST /v1/events and GET /v1/streams/…: events start fan-out workflows on the stack's Temporal. */
-async function eventRoutes(resources: Resources, eagerClient?: Client): Promise<RoutePlugin> {
-  const { config } = resources;
-  const deps = {
-    client: await resources.stack.client(),
-    eagerClient,
-    taskQueue: config.taskQueue,
-    backend: await resources.streaming.backend(),
-    waitMs: config.streaming.waitMs,
-    callbackHosts: config.streaming.callbackHosts,
+/** POST /v1/events and GET /v1/streams/…: events go to the fan-out on the stack's Temporal. */
+async function eventRoutes(resources: Resources, opts: WebServiceOptions): Promise<RoutePlugin> {
+  const ingress = opts.ingress ?? (await ingressFor(resources, opts.eagerClient));
+  const deps = { ingress, backend: await resources.streaming.backend() };
+  return (app) => {
+    // Whoever built the ingress closes it.
+    if (!opts.ingress) app.addHook('onClose', async () => ingress.close());
+    return streamingRoutes(app, deps);
   };
-  return (app) => streamingRoutes(app, deps);
 }
 
 function portNumber(value: string): number {

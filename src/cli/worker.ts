@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config.ts';
 import { exportSdkMetrics, serveWorkerMetrics } from '../observability/worker-observability.ts';
 import { openResources } from '../resources.ts';
-import { consumerWorkers, mainWorker } from '../worker.ts';
+import { consumerWorkers, ensureBatchedPartitions, mainWorker } from '../worker.ts';
 import { untilSignal } from './signals.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -30,6 +30,10 @@ export function workerCommand(program: Command): void {
         const metrics = await serveWorkerMetrics(config, workers);
         const running = workers.map((w) => w.run());
         if (main) say(`worker polling ${opts.taskQueue ?? config.taskQueue} on ${resources.stack.temporal!.connectionOptions.address}`);
+        if (main) {
+          const partitions = await ensureBatchedPartitions(resources, opts.taskQueue);
+          if (partitions.length) say(`batched partitions: ${partitions.length} workflows (${partitions[0]} …)`);
+        }
         if (consumers.taskQueues.length) say(`consumers polling ${consumers.taskQueues.join(', ')}`);
         try {
           await Promise.race([untilSignal(), ...running]);

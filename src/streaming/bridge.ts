@@ -1,16 +1,16 @@
-// The JetStream bridge: consumes events from a JetStream subject and starts their fan-out
-// workflows. A message is acked only after Temporal accepted the start, so a bridge that dies
-// mid-stream loses nothing (JetStream redelivers), and the workflow id (type + event id)
-// makes a redelivered or re-published event start nothing new: each event is decided once.
+// The JetStream bridge: consumes events from a JetStream subject and hands them to the event
+// ingress: a fan-out workflow start (per-event mode) or an append to the inbound log (batched
+// mode). A message is acked only after the ingress accepted it, so a bridge that dies
+// mid-stream loses nothing (JetStream redelivers), and the ingress is idempotent by type and
+// event id, so a redelivered or re-published event adds nothing: each event is decided once.
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
 import { log } from '../log.ts';
-import { startEvent } from './emit.ts';
 import { insertDeadLetter } from './dead-letters.ts';
 import { EventError, parseEvent } from './event.ts';
 import { ensureJetStream } from './jetstream.ts';
+import type { EventIngress } from './ingress.ts';
 
 export interface BridgeOptions {
   natsUrl: string;
@@ -19,8 +19,7 @@ export interface BridgeOptions {
   subject: string;
   /** Durable consumer name: a restarted bridge resumes where this consumer stopped. */
   durable: string;
-  client: Client;
-  taskQueue: string;
+  ingress: EventIngress;
   pool: Pool;
   /** Messages handled at once. */
   concurrency?: number;
@@ -91,11 +90,17 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       return;
     }
     try {
-      await startEvent(options.client, event, options.taskQueue);
+      await options.ingress.emit(event);
       started++;
       m.ack();
     } catch (err) {
-      log.warn({ err, eventId: event.id }, 'bridge: Temporal did not accept the start; the message will be redelivered');
+      if (err instanceof EventError) {
+        // Refused by the ingress (a callback host not allowed): final, like a malformed message.
+        await deadLetter(options.pool, m, options.stream, err.message);
+        m.term();
+        return;
+      }
+      log.warn({ err, eventId: event.id }, 'bridge: the event was not accepted (Temporal or the inbound log); the message will be redelivered');
       m.nak(1_000);
     }
   }

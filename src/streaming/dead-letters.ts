@@ -12,9 +12,16 @@ export interface DeadLetter {
 }
 
 export async function insertDeadLetter(pool: Pool, letter: DeadLetter): Promise<void> {
+  await insertDeadLetters(pool, [letter]);
+}
+
+/** Many letters in one statement (a batch's invalid events). */
+export async function insertDeadLetters(pool: Pool, letters: readonly DeadLetter[]): Promise<void> {
+  if (letters.length === 0) return;
   await pool.query(
-    `INSERT INTO dead_letters (event_type, event_id, payload, reason, source) VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO dead_letters (event_type, event_id, payload, reason, source)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[])
      ON CONFLICT (event_type, event_id) DO NOTHING`,
-    [letter.eventType, letter.eventId, JSON.stringify(letter.payload), letter.reason, letter.source],
+    [letters.map((l) => l.eventType), letters.map((l) => l.eventId), letters.map((l) => JSON.stringify(l.payload)), letters.map((l) => l.reason), letters.map((l) => l.source)],
   );
 }

@@ -1,27 +1,20 @@
 // The streaming HTTP routes, as a fastify plugin the web service registers:
-//   POST /v1/events[?wait=true]          emit an event; with wait, answer with its decision
+//   POST /v1/events[?wait=true]          emit an event (a workflow start, or an append to the
+//                                        inbound log in batched mode); with wait, answer with its decision
 //   GET  /v1/streams/{predictions|decisions}?after=<offset>&limit=<n>
 //        JSON pages, or Server-Sent Events with `Accept: text/event-stream` (resumes from
 //        `after` or the Last-Event-ID header; every event's id is its offset).
-import type { Client } from '@temporalio/client';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { StreamBackend } from './backend.ts';
-import { emitEvent } from './emit.ts';
 import { EventError } from './event.ts';
+import { IngressUnavailableError, type EventIngress } from './ingress.ts';
 import { followStream } from './follow.ts';
 import { STREAM_NAMES, type StreamName } from './types.ts';
 
 export interface StreamingRouteDeps {
-  client: Client;
-  /** Set when a worker in this process polls taskQueue: events start eagerly on it (see EmitOptions). */
-  eagerClient?: Client;
-  /** The main task queue, where the fan-out workflow runs. */
-  taskQueue: string;
+  /** Where events go: a workflow start (per-event mode) or the inbound log (batched mode). */
+  ingress: EventIngress;
   backend: StreamBackend;
-  /** Longest synchronous wait for a decision (?wait=true). */
-  waitMs: number;
-  /** Hosts a callbackUrl may name; undefined allows any. */
-  callbackHosts?: readonly string[];
 }
 
 const MAX_PAGE = 1_000;
@@ -77,10 +70,12 @@ export async function streamingRoutes(app: FastifyInstance, deps: StreamingRoute
   app.post('/v1/events', async (request, reply) => {
     try {
       const wait = wantsWait((request.query as Record<string, unknown>).wait);
-      const result = await emitEvent(deps.client, request.body as never, { taskQueue: deps.taskQueue, wait, waitMs: deps.waitMs, eagerClient: deps.eagerClient, callbackHosts: deps.callbackHosts });
+      const result = await deps.ingress.emit(request.body as never, { wait });
       return reply.code(result.status === 'done' ? 200 : 202).send(result);
     } catch (err) {
       if (err instanceof EventError) return reply.code(400).send({ error: err.message });
+      // Only when the inbound log itself cannot take writes; consumers falling behind only add lag.
+      if (err instanceof IngressUnavailableError) return reply.code(503).send({ error: err.message });
       throw err;
     }
   });

@@ -6,6 +6,7 @@
 //   ensured at its first event in this process. Waiting for the decision goes through the
 //   decision stream.
 import type { Client } from '@temporalio/client';
+import type { Resources } from '../resources.ts';
 import { log } from '../log.ts';
 import type { StreamBackend } from './backend.ts';
 import { callbackRefusal } from './callback.ts';
@@ -113,4 +114,20 @@ export class EventIngress {
   close(): void {
     this.waiter.close();
   }
+}
+
+/** The ingress of a process: its Temporal client, stream backend, inbound log and configuration. */
+export async function ingressFor(resources: Pick<Resources, 'config' | 'stack' | 'streaming' | 'inbound'>, eagerClient?: Client): Promise<EventIngress> {
+  const { config } = resources;
+  return new EventIngress({
+    client: await resources.stack.client(),
+    eagerClient,
+    taskQueue: config.taskQueue,
+    namespace: config.streaming.namespace,
+    routingFile: config.streaming.routingFile,
+    backend: await resources.streaming.backend(),
+    inbound: resources.inbound,
+    waitMs: config.streaming.waitMs,
+    callbackHosts: config.streaming.callbackHosts,
+  });
 }

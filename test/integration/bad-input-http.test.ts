@@ -37,7 +37,7 @@ beforeAll(async () => {
   modelName = models.duration.split('@')[0];
   rig = await openStreamRig(env, (t) => ({ ride_started: rideRoute(models, t) }));
   const config = serveConfig({ defaultModel: models.duration, predictionLog: true, maxRecords: 1_000 });
-  const deps = { client: env.client, taskQueue: rig.taskQueue, backend: rig.backend, waitMs: 60_000 };
+  const deps = { ingress: rig.ingress({ waitMs: 60_000 }), backend: rig.backend };
   server = await startServer(env, config, [(app) => streamingRoutes(app, deps)]);
   await server.app.listen({ host: '127.0.0.1', port: 0 });
   const address = server.app.server.address();

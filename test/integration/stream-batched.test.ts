@@ -2,8 +2,7 @@
 // the inbound log are decided by the partition workflows exactly once, in key order, with
 // invalid events dead-lettered beside normally decided neighbours.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventIngress } from '../../src/streaming/ingress.ts';
-import { PostgresInboundLog } from '../../src/streaming/inbound-log.ts';
+import type { EventIngress } from '../../src/streaming/ingress.ts';
 import type { Decision, PredictionRecord } from '../../src/streaming/types.ts';
 import { openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
 import { inParallel, openStreamRig, readAll, registerRideModels, ride, rideRoute, type ExampleModels, type StreamTestRig } from './stream-env.ts';
@@ -12,7 +11,6 @@ let env: TestEnv;
 let rig: StreamTestRig;
 let models: ExampleModels;
 let ingress: EventIngress;
-let inbound: PostgresInboundLog;
 
 beforeAll(async () => {
   env = await openTestEnv();
@@ -20,12 +18,9 @@ beforeAll(async () => {
   rig = await openStreamRig(env, (tag) => ({
     ride_started: { ...rideRoute(models, tag, { required: true }), mode: 'batched', partitions: 4, partitionKey: 'ride_id' },
   }));
-  inbound = new PostgresInboundLog(env.pool, rig.tag);
-  ingress = new EventIngress({ client: env.client, taskQueue: rig.taskQueue, namespace: rig.tag, routingFile: rig.routingFile, backend: rig.backend, inbound, waitMs: 30_000 });
+  ingress = rig.ingress();
 });
 afterAll(async () => {
-  ingress?.close();
-  await inbound?.close();
   await rig?.close();
   await env?.close();
 });

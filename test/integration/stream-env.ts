@@ -9,6 +9,7 @@ import { ModelCache } from '../../src/registry/runtime.ts';
 import { WORKFLOWS_PATH } from '../../src/worker.ts';
 import type { StreamBackend } from '../../src/streaming/backend.ts';
 import { PostgresInboundLog } from '../../src/streaming/inbound-log.ts';
+import { EventIngress } from '../../src/streaming/ingress.ts';
 import { streamingSettings, type StreamingSettings } from '../../src/streaming/settings.ts';
 import { createConsumerWorkers, createEventWorker, type StreamingWorkerDeps } from '../../src/streaming/workers.ts';
 import type { RouteInput } from '../../src/streaming/routing.ts';
@@ -63,6 +64,9 @@ export interface StreamTestRig {
   backend: StreamBackend;
   consumers: Record<string, ConsumerWorker>;
   deps: StreamingWorkerDeps;
+  inbound: PostgresInboundLog;
+  /** An event ingress on this rig (as a producer-facing process builds one); closed with the rig. */
+  ingress(options?: { waitMs?: number; callbackHosts?: readonly string[] }): EventIngress;
   close(): Promise<void>;
 }
 
@@ -107,6 +111,7 @@ export async function openStreamRig(
   for (const [name, queue] of queues) if (!options.skipConsumers?.includes(name)) consumers[name] = runner(async () => (await createConsumerWorkers(deps, [queue]))[0]);
   if (options.startConsumers !== false) await Promise.all(Object.values(consumers).map((c) => c.start()));
   const backend = await settings.backend();
+  const ingresses: EventIngress[] = [];
   return {
     tag,
     taskQueue,
@@ -115,7 +120,14 @@ export async function openStreamRig(
     backend,
     consumers,
     deps,
+    inbound,
+    ingress(options = {}) {
+      const ingress = new EventIngress({ client: env.client, taskQueue, namespace: tag, routingFile, backend, inbound, waitMs: options.waitMs ?? 30_000, callbackHosts: options.callbackHosts });
+      ingresses.push(ingress);
+      return ingress;
+    },
     async close() {
+      for (const ingress of ingresses) ingress.close();
       await Promise.all([eventWorker.stop(), ...Object.values(consumers).map((c) => c.stop())]);
       await models.release();
       if ('destroy' in backend && typeof backend.destroy === 'function') await backend.destroy();

@@ -25,7 +25,7 @@ beforeAll(async () => {
   const models = await registerRideModels(env);
   rig = await openStreamRig(env, (tag) => ({ ride_started: rideRoute(models, tag, { required: true }) }));
   app = Fastify();
-  await app.register(async (child) => streamingRoutes(child, { client: env.client, taskQueue: rig.taskQueue, backend: rig.backend, waitMs: 30_000 }));
+  await app.register(async (child) => streamingRoutes(child, { ingress: rig.ingress({ waitMs: 30_000 }), backend: rig.backend }));
   await app.listen({ host: '127.0.0.1', port: 0 });
 });
 afterAll(async () => {
@@ -147,7 +147,7 @@ describe('GET /v1/streams/{name}', () => {
 describe('SSE and shutdown', () => {
   it('closing the server ends open event streams instead of waiting for their clients', async () => {
     const other = Fastify();
-    await other.register(async (child) => streamingRoutes(child, { client: env.client, taskQueue: rig.taskQueue, backend: rig.backend, waitMs: 1_000 }));
+    await other.register(async (child) => streamingRoutes(child, { ingress: rig.ingress({ waitMs: 1_000 }), backend: rig.backend }));
     await other.listen({ host: '127.0.0.1', port: 0 });
     const { port } = other.server.address() as AddressInfo;
     const response = await fetch(`http://127.0.0.1:${port}/v1/streams/predictions`, { headers: { accept: 'text/event-stream' } });
@@ -201,7 +201,7 @@ describe('callback URL', () => {
       const { port } = receiver.address() as AddressInfo;
       const url = `http://127.0.0.1:${port}/decisions`;
       const callbackHosts = ['hooks.example.com', '*.example.org'];
-      await guarded.register(async (child) => streamingRoutes(child, { client: env.client, taskQueue: rig.taskQueue, backend: rig.backend, waitMs: 30_000, callbackHosts }));
+      await guarded.register(async (child) => streamingRoutes(child, { ingress: rig.ingress({ waitMs: 30_000, callbackHosts }), backend: rig.backend }));
       const id = uniqueName('cbdeny');
       const res = await guarded.inject({ method: 'POST', url: '/v1/events', payload: { id, type: 'ride_started', payload: { ride: ride(6) }, callbackUrl: url } });
       expect(res.statusCode).toBe(400);

@@ -71,7 +71,7 @@ describe('JetStream bridge', () => {
     // A message that is not an event is dead-lettered, not retried forever.
     await js.publish(subject, 'not json');
 
-    const options = { natsUrl: '127.0.0.1:4222', stream: name, subject, durable: 'bridge', client: env.client, taskQueue: rig.taskQueue, pool: env.pool, concurrency: 16 };
+    const options = { natsUrl: '127.0.0.1:4222', stream: name, subject, durable: 'bridge', ingress: rig.ingress(), pool: env.pool, concurrency: 16 };
     const mine = async () => (await readAll<Decision>(rig.backend, 'decisions')).filter((d) => d.value.eventId.startsWith(batch));
 
     const first = await startBridge(options);
