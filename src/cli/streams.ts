@@ -1,9 +1,12 @@
 // `mldeploy streams tail`: read or follow the prediction and decision streams, optionally as a
-// durable subscriber.
+// durable subscriber. `mldeploy streams status`: lag and throughput per event type, partition
+// and consumer.
 import type { Command } from 'commander';
-import { positiveInt, UsageError, withProcessResources } from './context.ts';
+import { positiveInt, printJson, UsageError, withProcessResources } from './context.ts';
+import { routingOrEmpty } from './events.ts';
 import { untilSignal } from './signals.ts';
 import { followStream } from '../streaming/follow.ts';
+import { streamsStatus } from '../streaming/streams-status.ts';
 import { subscribe } from '../streaming/subscriber.ts';
 import { STREAM_NAMES, type StreamName } from '../streaming/types.ts';
 import type { StoredRecord } from '../streaming/backend.ts';
@@ -42,6 +45,19 @@ export function streamsCommands(program: Command): void {
         } else {
           await printLines(await backend.read(stream, Number(opts.after), opts.limit));
         }
+      });
+    });
+  streams
+    .command('status')
+    .description("lag and throughput per event type, partition and consumer: the inbound log's heads, each partition workflow's status query and the last minute of the streams, as JSON")
+    .option('--query-timeout <ms>', "how long to wait for a partition workflow's status query before calling it unreachable", positiveInt('--query-timeout'), 2_000)
+    .action(async (opts: { queryTimeout: number }) => {
+      await withProcessResources({ temporal: true }, async ({ config, pool, stack, streaming, inbound }) => {
+        const { routing, problem } = await routingOrEmpty(streaming.routingFile);
+        if (problem) throw new UsageError(problem);
+        printJson(
+          await streamsStatus({ pool, backend: await streaming.backend(), inbound, namespace: config.streaming.namespace, routing, client: await stack.client(), queryTimeoutMs: opts.queryTimeout }),
+        );
       });
     });
 }
