@@ -1,0 +1,222 @@
+// The batched-mode workload of the fault suite (issue 11): a deployment whose ride_started
+// route is batched, a producer that appends events through the real producer path
+// (EventIngress, as POST /v1/events and `mldeploy emit` do) at a fixed rate, and exact
+// checks of what the partition workflows wrote: one decision per event, one prediction per
+// (event, consumer), ids compared with the inbound log.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createPool, type Pool } from '../../src/db/pool.ts';
+import { PostgresInboundLog } from '../../src/streaming/inbound-log.ts';
+import { EventIngress } from '../../src/streaming/ingress.ts';
+import { partitionWorkflowId } from '../../src/streaming/partition-types.ts';
+import type { RoutingInput } from '../../src/streaming/routing.ts';
+import { streamingSettings } from '../../src/streaming/settings.ts';
+import { uniqueName } from '../helpers.ts';
+import type { FaultStack } from './stack.ts';
+import type { Deployment } from './workers.ts';
+import { CONSUMERS, EVENT_TYPE, ride, sleep } from './workload.ts';
+
+export const PARTITIONS = 4;
+
+/**
+ * As createDeployment (workload.ts), with ride_started batched over PARTITIONS partitions by
+ * ride_id: every consumer required, 20 attempts with backoff up to 5 s (about 80 s), so every
+ * event must end with three predictions whatever the fault.
+ */
+export function createBatchedDeployment(dir: string): Deployment {
+  const tag = uniqueName('bfault');
+  const routing: RoutingInput = {
+    events: {
+      [EVENT_TYPE]: {
+        mode: 'batched',
+        partitions: PARTITIONS,
+        partitionKey: 'ride_id',
+        consumers: CONSUMERS.map((name) => ({
+          name,
+          model: `${name === 'duration' ? 'trip-duration' : name}@production`,
+          taskQueue: `${tag}-consumer-${name}`,
+          features: 'ride',
+          required: true,
+          timeoutMs: 10_000,
+          maxAttempts: 20,
+        })),
+        decision: {
+          rules: [{ when: { duration: { gt: 90 } }, action: 'review', reason: 'expected duration above 90 minutes' }],
+          default: 'accept',
+        },
+      },
+    },
+  };
+  const routingFile = path.join(dir, `${tag}-routing.json`);
+  fs.writeFileSync(routingFile, JSON.stringify(routing, null, 2));
+  return { taskQueue: `${tag}-main`, routingFile, streamNamespace: tag };
+}
+
+export const batchedEventId = (deployment: Deployment, i: number) => `${deployment.streamNamespace}-${i}`;
+
+export interface ProducerStats {
+  /** Events whose append committed (the producer's acknowledgement). */
+  accepted: number;
+  /** Emits that failed (the log could not take writes) and were sent again. */
+  retried: number;
+}
+
+/** A producer process's ingress on the fault stack: its own pool, stream backend and inbound log. */
+export interface Producer {
+  stats: ProducerStats;
+  /**
+   * Emits events from..to-1 in an open loop at `rate` per second: each event is sent at its
+   * scheduled time whether or not earlier ones are acknowledged; a failed emit is sent again
+   * 500 ms later (the event id makes that safe). Resolves when every event is acknowledged.
+   */
+  emit(from: number, to: number, rate: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function openProducer(stack: FaultStack, deployment: Deployment): Producer {
+  const pool = createPool(stack.databaseUrl, 4, 'mldeploy-faults-producer');
+  const settings = streamingSettings({ routingFile: deployment.routingFile, backend: 'postgres', namespace: deployment.streamNamespace, natsUrl: '' }, pool);
+  const inbound = new PostgresInboundLog(pool, deployment.streamNamespace);
+  let ingress: EventIngress | undefined;
+  const stats: ProducerStats = { accepted: 0, retried: 0 };
+  const ready = settings.backend().then((backend) => {
+    ingress = new EventIngress({
+      client: stack.client,
+      taskQueue: deployment.taskQueue,
+      namespace: deployment.streamNamespace,
+      routingFile: deployment.routingFile,
+      backend,
+      inbound,
+      waitMs: 30_000,
+    });
+  });
+  const send = async (i: number): Promise<void> => {
+    const id = batchedEventId(deployment, i);
+    for (;;) {
+      try {
+        await ingress!.emit({ id, type: EVENT_TYPE, payload: { ride: ride(i), ride_id: `ride-${i}` } });
+        stats.accepted++;
+        return;
+      } catch {
+        stats.retried++;
+        await sleep(500);
+      }
+    }
+  };
+  return {
+    stats,
+    async emit(from, to, rate) {
+      await ready;
+      const started = Date.now();
+      const sends: Promise<void>[] = [];
+      let next = from;
+      while (next < to) {
+        const due = from + Math.floor(((Date.now() - started) / 1000) * rate);
+        for (; next < Math.min(due, to); next++) sends.push(send(next));
+        await sleep(10);
+      }
+      await Promise.all(sends);
+    },
+    async close() {
+      ingress?.close();
+      await inbound.close();
+      await settings.close();
+      await pool.end();
+    },
+  };
+}
+
+export interface BatchedCheck {
+  inbound: number;
+  predictions: number;
+  distinctEventConsumers: number;
+  decisions: number;
+  distinctDecidedEvents: number;
+  decidedWithAllThree: number;
+  /** Inbound events without a decision, and decisions of no inbound event. */
+  undecided: number;
+  unknownDecisions: number;
+  /** Predictions of no inbound event. */
+  unknownPredictions: number;
+  /** Decisions whose prediction for a consumer differs from that consumer's stored record. */
+  mismatches: number;
+  deadLetters: number;
+  /** Partitions whose committed offset is short of their head. */
+  partitionsBehind: number;
+}
+
+export async function checkBatchedStream(pool: Pool, deployment: Deployment): Promise<BatchedCheck> {
+  const log = `${deployment.streamNamespace}.${EVENT_TYPE}`;
+  const predictions = `${deployment.streamNamespace}.predictions`;
+  const decisions = `${deployment.streamNamespace}.decisions`;
+  const one = async (sql: string, params: unknown[]) => (await pool.query(sql, params)).rows[0];
+  const inbound = await one('SELECT count(*)::int AS n FROM inbound_events WHERE log = $1', [log]);
+  const p = await one(
+    `SELECT count(*)::int AS n, count(DISTINCT (record->>'eventId', record->>'consumer'))::int AS pairs,
+            count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM inbound_events e WHERE e.log = $2 AND e.event_id = r.record->>'eventId'))::int AS unknown
+     FROM stream_records r WHERE stream = $1`,
+    [predictions, log],
+  );
+  const d = await one(
+    `SELECT count(*)::int AS n, count(DISTINCT record->>'eventId')::int AS events,
+            count(*) FILTER (WHERE record->>'status' = 'decided' AND jsonb_array_length(record->'missing') = 0
+                             AND (SELECT count(*) FROM jsonb_object_keys(record->'predictions')) = 3)::int AS complete,
+            count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM inbound_events e WHERE e.log = $2 AND e.event_id = r.record->>'eventId'))::int AS unknown
+     FROM stream_records r WHERE stream = $1`,
+    [decisions, log],
+  );
+  const undecided = await one(
+    `SELECT count(*)::int AS n FROM inbound_events e WHERE e.log = $1
+       AND NOT EXISTS (SELECT 1 FROM stream_records r WHERE r.stream = $2 AND r.record->>'eventId' = e.event_id)`,
+    [log, decisions],
+  );
+  const m = await one(
+    `SELECT count(*)::int AS n FROM stream_records d
+     JOIN stream_records p ON p.stream = $2 AND p.record->>'eventId' = d.record->>'eventId'
+     WHERE d.stream = $1 AND (d.record->'predictions'->>(p.record->>'consumer'))::float8 IS DISTINCT FROM (p.record->>'prediction')::float8`,
+    [decisions, predictions],
+  );
+  const dl = await one(`SELECT count(*)::int AS n FROM dead_letters WHERE event_type = $1 AND event_id LIKE $2`, [EVENT_TYPE, `${deployment.streamNamespace}-%`]);
+  const heads = await one('SELECT count(*) FILTER (WHERE committed_offset < last_offset)::int AS n FROM inbound_heads WHERE log = $1', [log]);
+  return {
+    inbound: inbound.n,
+    predictions: p.n,
+    distinctEventConsumers: p.pairs,
+    decisions: d.n,
+    distinctDecidedEvents: d.events,
+    decidedWithAllThree: d.complete,
+    undecided: undecided.n,
+    unknownDecisions: d.unknown,
+    unknownPredictions: p.unknown,
+    mismatches: m.n,
+    deadLetters: dl.n,
+    partitionsBehind: heads.n,
+  };
+}
+
+/** Committed offset of each partition (null while the database is away). */
+export async function committedOffsets(pool: Pool, deployment: Deployment): Promise<Map<number, number> | null> {
+  try {
+    const { rows } = await pool.query('SELECT partition, committed_offset FROM inbound_heads WHERE log = $1', [`${deployment.streamNamespace}.${EVENT_TYPE}`]);
+    return new Map(rows.map((r) => [r.partition as number, r.committed_offset as number]));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Which workers (identities, `<pid>@<host>`) completed a partition workflow's workflow tasks
+ * at or after `sinceMs` (epoch ms; 0: the whole run), in history order: the identities of its
+ * WorkflowTaskCompleted events in the current run (the latest of a continue-as-new chain).
+ */
+export async function partitionWorkers(stack: FaultStack, deployment: Deployment, partition: number, sinceMs = 0): Promise<string[]> {
+  const handle = stack.client.workflow.getHandle(partitionWorkflowId(deployment.streamNamespace, EVENT_TYPE, partition));
+  const history = await handle.fetchHistory();
+  const identities: string[] = [];
+  for (const event of history.events ?? []) {
+    const done = event.workflowTaskCompletedEventAttributes;
+    const at = event.eventTime?.seconds ? Number(String(event.eventTime.seconds)) * 1000 : 0;
+    if (done?.identity && at >= sinceMs) identities.push(done.identity);
+  }
+  return identities;
+}
