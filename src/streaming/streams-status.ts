@@ -87,8 +87,14 @@ async function queryPartition(client: Client | undefined, workflowId: string, ti
     };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return { state: 'not started' };
-    const message = err instanceof Error ? err.message : String(err);
-    return { state: 'unreachable', reason: /deadline/i.test(message) ? `no answer within ${timeoutMs} ms (is a worker polling the main task queue?)` : message };
+    // The client wraps the gRPC error: name the innermost cause.
+    const messages: string[] = [];
+    for (let e: unknown = err; e instanceof Error && messages.length < 5; e = e.cause) messages.push(e.message);
+    const text = messages.join(': ') || String(err);
+    return {
+      state: 'unreachable',
+      reason: /deadline|timeout|timed out/i.test(text) ? `no answer within ${timeoutMs} ms (is a worker polling the main task queue?)` : text,
+    };
   }
 }
 
