@@ -208,7 +208,7 @@ describe('docs/grafana-dashboard.json', () => {
 
   it('covers batch, web service, streaming, prediction-log and Temporal SDK metrics', () => {
     const text = queries.join('\n');
-    for (const metric of ['mldeploy_batch_rows_scored_total', 'mldeploy_batch_rows_rejected_total', 'mldeploy_http_requests_total', 'mldeploy_http_request_duration_seconds', 'mldeploy_inference_duration_seconds', 'mldeploy_prediction_log_dropped_total', 'mldeploy_stream_predictions_total', 'mldeploy_stream_decisions_total', 'temporal_']) {
+    for (const metric of ['mldeploy_batch_rows_scored_total', 'mldeploy_batch_rows_rejected_total', 'mldeploy_http_requests_total', 'mldeploy_http_request_duration_seconds', 'mldeploy_inference_duration_seconds', 'mldeploy_prediction_log_dropped_total', 'mldeploy_stream_predictions_total', 'mldeploy_stream_decisions_total', 'mldeploy_stream_batch_size', 'mldeploy_stream_partition_lag', 'temporal_']) {
       expect(text).toContain(metric);
     }
   });
