@@ -1,0 +1,128 @@
+// streamPartition's activities, mocked over an in-memory inbound log, for the workflow unit
+// tests and scripts/record-histories.ts. They keep the real activities' contracts
+// (activities/stream-partition.ts): claims return offset ranges after `after` (the committed
+// offset when absent) up to batchMax events, invalid events are named by offset, decisions
+// commit their range; and they count every call, so a test sees each offset decided and
+// scored exactly once and the ranges decided back to back across continue-as-new.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
+import type {
+  BatchConsumerPlan,
+  ClaimedBatch,
+  ClaimInput,
+  ConsumerBatchInput,
+  ConsumerBatchResult,
+  DecideBatchInput,
+  DecideBatchResult,
+  PartitionRef,
+} from '../../src/streaming/partition-types.ts';
+import type { DecisionPolicy } from '../../src/streaming/types.ts';
+
+export const PARTITION_POLICY: DecisionPolicy = { rules: [{ when: { risk: { gt: 0.5 } }, action: 'review', reason: 'risk above 0.5' }], default: 'approve' };
+
+export interface MockPartition {
+  /** Events by offset - 1; `invalid` ones are rejected at the claim. */
+  events: Array<{ id: string; invalid?: boolean }>;
+  committed: number;
+  batchMax: number;
+  /** How long awaitEvents waits for an event when there is none (the workflow asks for 5 s). */
+  idleMs: number;
+}
+
+export interface DecideCall {
+  runId: string;
+  partition: number;
+  from: number;
+  to: number;
+  invalid: number[];
+}
+
+/** Mocked partition activities over in-memory partitions (key: `<eventType>/<partition>`). */
+export function partitionActivities(consumerQueue: string, consumerNames: string[] = ['risk', 'eta']) {
+  const partitions = new Map<string, MockPartition>();
+  const claims: Array<{ runId: string; partition: number; after: number | undefined; to: number }> = [];
+  const decides: DecideCall[] = [];
+  /** Decisions per offset, and scores per (offset, consumer), by partition key. */
+  const decided = new Map<string, Map<number, number>>();
+  const scored = new Map<string, Map<string, number>>();
+  const key = (ref: PartitionRef) => `${ref.eventType}/${ref.partition}`;
+  const partition = (ref: PartitionRef) => {
+    const p = partitions.get(key(ref));
+    if (!p) throw new Error(`no mock partition ${key(ref)}`);
+    return p;
+  };
+  const count = <K>(map: Map<string, Map<K, number>>, k: string, inner: K) => {
+    let m = map.get(k);
+    if (!m) map.set(k, (m = new Map()));
+    m.set(inner, (m.get(inner) ?? 0) + 1);
+  };
+  const runId = () => Context.current().info.workflowExecution.runId;
+  const plans: BatchConsumerPlan[] = consumerNames.map((name) => ({
+    name,
+    taskQueue: consumerQueue,
+    model: { name: `${name}-model`, version: 1 },
+    required: true,
+    timeoutMs: 5_000,
+    maxAttempts: 3,
+  }));
+
+  const main = {
+    async claimBatch(input: ClaimInput): Promise<ClaimedBatch> {
+      const p = partition(input);
+      const after = input.after ?? p.committed;
+      const head = p.events.length;
+      const to = Math.min(head, after + p.batchMax);
+      const invalid: number[] = [];
+      for (let o = after + 1; o <= to; o++) if (p.events[o - 1].invalid) invalid.push(o);
+      claims.push({ runId: runId(), partition: input.partition, after: input.after, to });
+      return { after, to, count: to - after, head, invalid, consumers: to > after ? plans : [], policy: PARTITION_POLICY };
+    },
+    async decideBatch(input: DecideBatchInput): Promise<DecideBatchResult> {
+      const p = partition(input);
+      decides.push({ runId: runId(), partition: input.partition, from: input.from, to: input.to, invalid: input.invalid });
+      for (let o = input.from; o <= input.to; o++) count(decided, key(input), o);
+      p.committed = Math.max(p.committed, input.to);
+      return { decided: input.to - input.from + 1, callbacks: 0 };
+    },
+    async awaitEvents(input: PartitionRef & { after: number; waitMs: number }): Promise<void> {
+      const p = partition(input);
+      const until = Date.now() + Math.min(input.waitMs, p.idleMs);
+      while (p.events.length <= input.after && Date.now() < until) await sleep(5);
+    },
+    async deliverBatchCallbacks(): Promise<void> {},
+  };
+  const consumer = {
+    async scoreConsumerBatch(input: ConsumerBatchInput): Promise<ConsumerBatchResult> {
+      const skip = new Set(input.skip);
+      let n = 0;
+      for (let o = input.from; o <= input.to; o++) {
+        if (skip.has(o)) continue;
+        count(scored, key(input), `${o}/${input.consumer}`);
+        n++;
+      }
+      return { scored: n, failed: [] };
+    },
+  };
+
+  return {
+    main,
+    consumer,
+    claims,
+    decides,
+    /** Adds a partition (or more events to it). */
+    add(ref: PartitionRef, events: Array<{ id: string; invalid?: boolean }>, options: Partial<Omit<MockPartition, 'events'>> = {}) {
+      const p = partitions.get(key(ref)) ?? { events: [], committed: 0, batchMax: 5, idleMs: 200 };
+      p.events.push(...events);
+      Object.assign(p, options);
+      partitions.set(key(ref), p);
+    },
+    committed: (ref: PartitionRef) => partition(ref).committed,
+    /** How many times each offset was decided (offset -> count). */
+    decisions: (ref: PartitionRef) => decided.get(key(ref)) ?? new Map<number, number>(),
+    /** How many times each (offset, consumer) was scored ("offset/consumer" -> count). */
+    scores: (ref: PartitionRef) => scored.get(key(ref)) ?? new Map<string, number>(),
+  };
+}
+
+export const partitionEvents = (prefix: string, n: number, invalidAt: number[] = []) =>
+  Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i + 1}`, ...(invalidAt.includes(i + 1) ? { invalid: true } : {}) }));
