@@ -8,6 +8,8 @@ import { ModelCache } from './registry/runtime.ts';
 import { ModelStore } from './registry/store.ts';
 import { openStack, type Stack } from './stack/stack.ts';
 import { PostgresInboundLog, type InboundLog } from './streaming/inbound-log.ts';
+import { NatsStreamBackend } from './streaming/nats-backend.ts';
+import { NatsInboundLog } from './streaming/nats-inbound-log.ts';
 import { streamingSettings, type StreamingSettings } from './streaming/settings.ts';
 
 export interface Resources {
@@ -30,7 +32,7 @@ export async function openResources(config: Config, needs: { temporal: boolean }
   const store = new ModelStore(stack.pool);
   const models = new ModelCache(store, config.modelThreads);
   const streaming = streamingSettings(config.streaming, stack.pool);
-  const inbound = new PostgresInboundLog(stack.pool, config.streaming.namespace);
+  const inbound = inboundLog(config, stack.pool, streaming);
   return {
     config,
     stack,
@@ -42,13 +44,27 @@ export async function openResources(config: Config, needs: { temporal: boolean }
     async close() {
       try {
         await models.release();
-        await streaming.close();
+        // The NATS inbound log shares the stream backend's connection: it closes first.
         await inbound.close();
+        await streaming.close();
       } finally {
         await stack.close();
       }
     },
   };
+}
+
+/**
+ * The inbound log on the configured stream backend: PostgreSQL, or JetStream on the stream
+ * backend's own NATS connection (one NATS connection per process).
+ */
+function inboundLog(config: Config, pool: Pool, streaming: StreamingSettings): InboundLog {
+  if (config.streaming.backend !== 'nats') return new PostgresInboundLog(pool, config.streaming.namespace);
+  return new NatsInboundLog(async () => {
+    const backend = await streaming.backend();
+    if (!(backend instanceof NatsStreamBackend)) throw new Error('the NATS inbound log needs the NATS stream backend');
+    return backend.connection;
+  }, config.streaming.namespace);
 }
 
 /** Opens the resources, runs `work` with them and closes them whatever happens. */

@@ -8,7 +8,9 @@ import { bundleWorkflowCode, type Worker, type WorkflowBundleWithSourceMap } fro
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { WORKFLOWS_PATH } from '../../src/worker.ts';
 import type { StreamBackend } from '../../src/streaming/backend.ts';
-import { PostgresInboundLog } from '../../src/streaming/inbound-log.ts';
+import { PostgresInboundLog, type InboundLog } from '../../src/streaming/inbound-log.ts';
+import type { NatsStreamBackend } from '../../src/streaming/nats-backend.ts';
+import { NatsInboundLog } from '../../src/streaming/nats-inbound-log.ts';
 import { EventIngress } from '../../src/streaming/ingress.ts';
 import { streamingSettings, type StreamingSettings } from '../../src/streaming/settings.ts';
 import { createConsumerWorkers, createEventWorker, type StreamingWorkerDeps } from '../../src/streaming/workers.ts';
@@ -64,7 +66,8 @@ export interface StreamTestRig {
   backend: StreamBackend;
   consumers: Record<string, ConsumerWorker>;
   deps: StreamingWorkerDeps;
-  inbound: PostgresInboundLog;
+  /** PostgreSQL's, or JetStream's (on the backend's connection) when the backend is 'nats'. */
+  inbound: InboundLog;
   /** An event ingress on this rig (as a producer-facing process builds one); closed with the rig. */
   ingress(options?: { waitMs?: number; callbackHosts?: readonly string[] }): EventIngress;
   close(): Promise<void>;
@@ -100,7 +103,10 @@ export async function openStreamRig(
   fs.writeFileSync(routingFile, JSON.stringify({ events }, null, 2));
   const settings = streamingSettings({ routingFile, backend: options.backend ?? 'postgres', namespace: tag, natsUrl: '127.0.0.1:4222' }, env.pool);
   const models = new ModelCache(env.store, 1);
-  const inbound = new PostgresInboundLog(env.pool, tag);
+  const inbound =
+    options.backend === 'nats'
+      ? new NatsInboundLog(async () => ((await settings.backend()) as NatsStreamBackend).connection, tag)
+      : new PostgresInboundLog(env.pool, tag);
   const deps: StreamingWorkerDeps = { connection: env.connection, namespace: 'default', pool: env.pool, store: env.store, models, settings, inbound };
   const taskQueue = `${tag}-events`;
   const eventWorker = runner(async () => createEventWorker(deps, taskQueue, { workflowBundle: await workflowBundle() }));
@@ -130,9 +136,10 @@ export async function openStreamRig(
       for (const ingress of ingresses) ingress.close();
       await Promise.all([eventWorker.stop(), ...Object.values(consumers).map((c) => c.stop())]);
       await models.release();
+      if (inbound instanceof NatsInboundLog) await inbound.destroy();
+      await inbound.close();
       if ('destroy' in backend && typeof backend.destroy === 'function') await backend.destroy();
       await backend.close();
-      await inbound.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
