@@ -21,10 +21,12 @@
 // close, whatever the outcome). Then remove its name from NOT_YET_RECORDED in the replay test.
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import proto from '@temporalio/proto';
 import { batchActivities, batchJob, consumer, createLocalEnv, fanoutActivities, startWorker, streamEvent, unique, waitFor, type EventPlans } from '../test/workflows/support.ts';
+import { partitionActivities, partitionEvents } from '../test/workflows/partition-support.ts';
 
 const HISTORIES = path.resolve('test/fixtures/histories');
 
@@ -95,8 +97,44 @@ const eventFanout: Recorder = {
   },
 };
 
-/** Every workflow whose histories are recorded. streamPartition: add its Recorder here. */
-const RECORDERS: Recorder[] = [batchScoring, eventFanout];
+// ---------------------------------------------------------------- streamPartition
+// A partition workflow never ends by itself: each scenario terminates it once the mocked log
+// has been decided (and, for continue-as-new, once the chain has a second run). The
+// continue-as-new scenario reaches CLAIMS_PER_RUN through idle claims (awaitEvents answers at
+// once), so the workflow's behaviour is the shipped one.
+const PARTITION_CONSUMER_QUEUE = 'record-partition-consumer';
+const partition = partitionActivities(PARTITION_CONSUMER_QUEUE);
+function partitionScenario(name: string, events: Array<{ id: string; invalid?: boolean }>, more: Array<{ id: string; invalid?: boolean }> = [], idleMs = 200) {
+  return async ({ env, taskQueue }: Ctx) => {
+    const ref = { eventType: `rec_${name.replace(/-/g, '_')}`, partition: 0 };
+    partition.add(ref, events, { batchMax: 5, idleMs });
+    const handle = await env.client.workflow.start('streamPartition', { taskQueue, workflowId: unique(`stream-rec-${name}`), args: [{ ...ref, namespace: 'rec' }] });
+    await waitFor('the first events decided', () => partition.committed(ref) === events.length, 60_000);
+    if (idleMs < 10) {
+      await waitFor('a continue-as-new', async () => (await handle.describe()).runId !== handle.firstExecutionRunId, 120_000);
+    }
+    partition.add(ref, more);
+    await waitFor('every event decided', () => partition.committed(ref) === events.length + more.length, 60_000);
+    await sleep(300); // an idle claim after the last batch
+    await handle.terminate('recorded');
+    return handle;
+  };
+}
+const streamPartition: Recorder = {
+  workflow: 'streamPartition',
+  async setup(ctx) {
+    await ctx.worker(ctx.taskQueue, partition.main);
+    await ctx.worker(PARTITION_CONSUMER_QUEUE, partition.consumer, false);
+  },
+  scenarios: {
+    batches: partitionScenario('batches', partitionEvents('rec-batches', 12), partitionEvents('rec-batches-more', 4)),
+    'invalid-event': partitionScenario('invalid-event', partitionEvents('rec-invalid', 9, [5])),
+    'continue-as-new': partitionScenario('continue-as-new', partitionEvents('rec-can', 6), partitionEvents('rec-can-more', 3), 1),
+  },
+};
+
+/** Every workflow whose histories are recorded. */
+const RECORDERS: Recorder[] = [batchScoring, eventFanout, streamPartition];
 
 async function main(selection: string[]): Promise<void> {
   const wanted = (workflow: string, scenario: string) => selection.length === 0 || selection.includes(workflow) || selection.includes(`${workflow}--${scenario}`);
