@@ -49,14 +49,24 @@ export function streamsCommands(program: Command): void {
     });
   streams
     .command('status')
-    .description("lag and throughput per event type, partition and consumer: the inbound log's heads, each partition workflow's status query and the last minute of the streams, as JSON")
+    .description(
+      "lag and throughput per event type, partition and consumer: the inbound log's heads, each partition workflow's status query and the last minute of the streams, as JSON",
+    )
     .option('--query-timeout <ms>', "how long to wait for a partition workflow's status query before calling it unreachable", positiveInt('--query-timeout'), 2_000)
     .action(async (opts: { queryTimeout: number }) => {
       await withProcessResources({ temporal: true }, async ({ config, pool, stack, streaming, inbound }) => {
         const { routing, problem } = await routingOrEmpty(streaming.routingFile);
         if (problem) throw new UsageError(problem);
         printJson(
-          await streamsStatus({ pool, backend: await streaming.backend(), inbound, namespace: config.streaming.namespace, routing, client: await stack.client(), queryTimeoutMs: opts.queryTimeout }),
+          await streamsStatus({
+            pool,
+            backend: await streaming.backend(),
+            inbound,
+            namespace: config.streaming.namespace,
+            routing,
+            client: await stack.client(),
+            queryTimeoutMs: opts.queryTimeout,
+          }),
         );
       });
     });

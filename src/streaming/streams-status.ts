@@ -99,7 +99,13 @@ async function queryPartition(client: Client | undefined, workflowId: string, ti
 }
 
 /** Records per key appended to a PostgreSQL stream in the last window, keyed by a record field. */
-async function recentCounts(pool: Pool, backend: StreamBackend, stream: 'predictions' | 'decisions', field: 'consumer' | 'eventType', eventType?: string): Promise<Map<string, number>> {
+async function recentCounts(
+  pool: Pool,
+  backend: StreamBackend,
+  stream: 'predictions' | 'decisions',
+  field: 'consumer' | 'eventType',
+  eventType?: string,
+): Promise<Map<string, number>> {
   const key = `${backend.namespace}.${stream}`;
   const head = await backend.head(stream);
   const params: unknown[] = [key, Math.max(0, head - RATE_SCAN_LIMIT), RATE_WINDOW_SECONDS];
@@ -123,7 +129,10 @@ export async function streamsStatus(deps: StreamsStatusDeps): Promise<StreamsSta
   const timeoutMs = deps.queryTimeoutMs ?? 2_000;
   const notes: string[] = [];
   const counted = deps.backend.kind === 'postgres';
-  if (!counted) notes.push('per-consumer and per-type rates are read from stream_records and are not available on the NATS backend (see mldeploy_stream_predictions_total and mldeploy_stream_decisions_total in /metrics)');
+  if (!counted)
+    notes.push(
+      'per-consumer and per-type rates are read from stream_records and are not available on the NATS backend (see mldeploy_stream_predictions_total and mldeploy_stream_decisions_total in /metrics)',
+    );
   const decisions = counted ? await recentCounts(deps.pool, deps.backend, 'decisions', 'eventType') : undefined;
 
   const eventTypes = await Promise.all(
@@ -143,7 +152,14 @@ export async function streamsStatus(deps: StreamsStatusDeps): Promise<StreamsSta
         numbers.map(async (partition): Promise<PartitionView> => {
           const h = heads.get(partition) ?? { last: 0, committed: 0 };
           const workflowId = partitionWorkflowId(deps.namespace, eventType, partition);
-          return { partition, head: h.last, committed: h.committed, lag: Math.max(0, h.last - h.committed), workflowId, workflow: await queryPartition(deps.client, workflowId, timeoutMs) };
+          return {
+            partition,
+            head: h.last,
+            committed: h.committed,
+            lag: Math.max(0, h.last - h.committed),
+            workflowId,
+            workflow: await queryPartition(deps.client, workflowId, timeoutMs),
+          };
         }),
       );
       return { ...base, partitions: route.partitions, lag: partitionDetails.reduce((sum, p) => sum + p.lag, 0), partitionDetails, consumers };

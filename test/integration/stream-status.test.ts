@@ -42,7 +42,11 @@ beforeAll(async () => {
   fs.chmodSync(dataDir, 0o755);
 });
 afterAll(async () => {
-  for (const id of strays) await env.client.workflow.getHandle(id).terminate('test over').catch(() => undefined);
+  for (const id of strays)
+    await env.client.workflow
+      .getHandle(id)
+      .terminate('test over')
+      .catch(() => undefined);
   await rig?.close();
   await env?.close();
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
@@ -147,7 +151,12 @@ describe('mldeploy events show', () => {
     const emitted = await ingress.emit({ id, type: 'ride_requested', payload: { ride: ride(7) } }, { wait: true });
     expect(emitted.status).toBe('done');
     const shown = JSON.parse((await mldeploy(['events', 'show', 'ride_requested', id])).stdout) as EventDetails;
-    expect(shown).toMatchObject({ mode: 'per-event', workflow: { workflowId: `event-ride_requested-${id}`, status: 'COMPLETED' }, decision: { status: 'decided' }, deadLetter: null });
+    expect(shown).toMatchObject({
+      mode: 'per-event',
+      workflow: { workflowId: `event-ride_requested-${id}`, status: 'COMPLETED' },
+      decision: { status: 'decided' },
+      deadLetter: null,
+    });
     expect(shown.log).toBeUndefined();
     expect(shown.predictions).toHaveLength(3);
   });
@@ -166,9 +175,7 @@ describe('mldeploy streams status', () => {
     const prefix = uniqueName('st');
     await emitRides(prefix, 90);
     // Drained: every partition has committed its head.
-    await expect
-      .poll(async () => [...(await rig.inbound.partitions('ride_started')).values()].every((h) => h.committed === h.last), { timeout: 15_000, interval: 200 })
-      .toBe(true);
+    await expect.poll(async () => [...(await rig.inbound.partitions('ride_started')).values()].every((h) => h.committed === h.last), { timeout: 15_000, interval: 200 }).toBe(true);
     // ride_idle's one partition workflow, on a queue no worker polls.
     strays.push(...(await ensurePartitionWorkflows(env.client, 'ride_idle', 1, { taskQueue: `${rig.tag}-nobody`, namespace: rig.tag, inbound: rig.inbound })));
 
