@@ -13,8 +13,8 @@ import { openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
 import { inParallel, openStreamRig, readAll, registerRideModels, ride, rideRoute, type StreamTestRig } from './stream-env.ts';
 
 const NATS = '127.0.0.1:4222';
-const EVENTS = 2_000;
-const RESENT = 300;
+const EVENTS = 5_000;
+const RESENT = 500;
 
 let env: TestEnv;
 let rig: StreamTestRig;
