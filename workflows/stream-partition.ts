@@ -10,6 +10,7 @@ import {
   TimeoutFailure,
   continueAsNew,
   defineQuery,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -31,6 +32,11 @@ const CLAIMS_PER_RUN = 400;
 const IDLE_WAIT_MS = 5_000;
 
 export const partitionStatusQuery = defineQuery<PartitionStatus>('status');
+
+/** patched() ids of this workflow (docs/versioning.md lists them). */
+export const PATCHES = {
+  callbacksBeforeContinueAsNew: 'partition-callbacks-before-continue-as-new',
+} as const;
 
 // Claim and decide are ordinary activities on the main task queue, not local ones: a local
 // activity holds the workflow task open until it ends, which would hold back the consumer
@@ -148,5 +154,11 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
     dispatch(batch);
   }
   await Promise.all(inFlight);
+  // The last decisions schedule their batches' callbacks as they finish, after the wait above
+  // began: wait for those too, or the run closes with them pending and they are never
+  // delivered nor retried. Behind patched(): runs that continued as new without waiting replay.
+  if (inFlight.size > 0 && patched(PATCHES.callbacksBeforeContinueAsNew)) {
+    while (inFlight.size > 0) await Promise.all(inFlight);
+  }
   await continueAsNew<typeof streamPartition>({ ...input, committed, decided: (input.decided ?? 0) + decidedThisRun });
 }

@@ -20,9 +20,15 @@ import type { DecisionPolicy } from '../../src/streaming/types.ts';
 
 export const PARTITION_POLICY: DecisionPolicy = { rules: [{ when: { risk: { gt: 0.5 } }, action: 'review', reason: 'risk above 0.5' }], default: 'approve' };
 
+export interface MockEvent {
+  id: string;
+  invalid?: boolean;
+  callback?: boolean;
+}
+
 export interface MockPartition {
-  /** Events by offset - 1; `invalid` ones are rejected at the claim. */
-  events: Array<{ id: string; invalid?: boolean }>;
+  /** Events by offset - 1; `invalid` ones are rejected at the claim; `callback` ones name a callback URL. */
+  events: MockEvent[];
   committed: number;
   batchMax: number;
   /** How long awaitEvents waits for an event when there is none (the workflow asks for 5 s). */
@@ -42,6 +48,8 @@ export function partitionActivities(consumerQueue: string, consumerNames: string
   const partitions = new Map<string, MockPartition>();
   const claims: Array<{ runId: string; partition: number; after: number | undefined; to: number }> = [];
   const decides: DecideCall[] = [];
+  /** Callbacks delivered per offset, by partition key. */
+  const delivered = new Map<string, Map<number, number>>();
   /** Decisions per offset, and scores per (offset, consumer), by partition key. */
   const decided = new Map<string, Map<number, number>>();
   const scored = new Map<string, Map<string, number>>();
@@ -82,14 +90,18 @@ export function partitionActivities(consumerQueue: string, consumerNames: string
       decides.push({ runId: runId(), partition: input.partition, from: input.from, to: input.to, invalid: input.invalid });
       for (let o = input.from; o <= input.to; o++) count(decided, key(input), o);
       p.committed = Math.max(p.committed, input.to);
-      return { decided: input.to - input.from + 1, callbacks: 0 };
+      return { decided: input.to - input.from + 1, callbacks: p.events.slice(input.from - 1, input.to).filter((e) => e.callback).length };
     },
     async awaitEvents(input: PartitionRef & { after: number; waitMs: number }): Promise<void> {
       const p = partition(input);
       const until = Date.now() + Math.min(input.waitMs, p.idleMs);
       while (p.events.length <= input.after && Date.now() < until) await sleep(5);
     },
-    async deliverBatchCallbacks(): Promise<void> {},
+    async deliverBatchCallbacks(input: PartitionRef & { from: number; to: number }): Promise<void> {
+      const p = partition(input);
+      await sleep(20); // a callback takes a moment
+      for (let o = input.from; o <= input.to; o++) if (p.events[o - 1].callback) count(delivered, key(input), o);
+    },
   };
   const consumer = {
     async scoreConsumerBatch(input: ConsumerBatchInput): Promise<ConsumerBatchResult> {
@@ -110,7 +122,7 @@ export function partitionActivities(consumerQueue: string, consumerNames: string
     claims,
     decides,
     /** Adds a partition (or more events to it). */
-    add(ref: PartitionRef, events: Array<{ id: string; invalid?: boolean }>, options: Partial<Omit<MockPartition, 'events'>> = {}) {
+    add(ref: PartitionRef, events: MockEvent[], options: Partial<Omit<MockPartition, 'events'>> = {}) {
       const p = partitions.get(key(ref)) ?? { events: [], committed: 0, batchMax: 5, idleMs: 200 };
       p.events.push(...events);
       Object.assign(p, options);
@@ -119,10 +131,12 @@ export function partitionActivities(consumerQueue: string, consumerNames: string
     committed: (ref: PartitionRef) => partition(ref).committed,
     /** How many times each offset was decided (offset -> count). */
     decisions: (ref: PartitionRef) => decided.get(key(ref)) ?? new Map<number, number>(),
+    /** How many times each offset's callback was delivered (offset -> count). */
+    callbacks: (ref: PartitionRef) => delivered.get(key(ref)) ?? new Map<number, number>(),
     /** How many times each (offset, consumer) was scored ("offset/consumer" -> count). */
     scores: (ref: PartitionRef) => scored.get(key(ref)) ?? new Map<string, number>(),
   };
 }
 
-export const partitionEvents = (prefix: string, n: number, invalidAt: number[] = []) =>
-  Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i + 1}`, ...(invalidAt.includes(i + 1) ? { invalid: true } : {}) }));
+export const partitionEvents = (prefix: string, n: number, invalidAt: number[] = [], callbacks = false): MockEvent[] =>
+  Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i + 1}`, ...(invalidAt.includes(i + 1) ? { invalid: true } : {}), ...(callbacks ? { callback: true } : {}) }));

@@ -50,9 +50,9 @@ describe('streamPartition', () => {
   it('continues as new over a long run: bounded history per run, the committed offset carried over, every event decided once', async () => {
     const ref = { eventType: unique('long'), partition: 0, namespace: 'wf' };
     // 1,200 events now in batches of at most 4, 800 more (some invalid) while it runs: 500
-    // batches, more claims than one run makes (CLAIMS_PER_RUN = 400).
+    // batches, more claims than one run makes (CLAIMS_PER_RUN = 400). Every event has a callback URL.
     const invalidAt = [1_250, 1_500, 1_999];
-    const events = partitionEvents(ref.eventType, 2_000, invalidAt);
+    const events = partitionEvents(ref.eventType, 2_000, invalidAt, true);
     mock.add(ref, events.slice(0, 1_200), { batchMax: 4, idleMs: 20 });
     const handle = await start(ref);
     await waitFor('half the events decided', () => mock.committed(ref) >= 800, 120_000);
@@ -91,6 +91,10 @@ describe('streamPartition', () => {
     expect(scores.size).toBe(2 * (2_000 - invalidAt.length));
     expect([...scores.values()].every((n) => n === 1)).toBe(true);
     for (const o of invalidAt) expect(scores.has(`${o}/risk`) || scores.has(`${o}/eta`)).toBe(false);
+    // Every event's callback delivered once: a run waits for its callbacks before it continues as new.
+    const callbacks = mock.callbacks(ref);
+    expect(callbacks.size, 'events whose callback was delivered').toBe(2_000);
+    expect([...callbacks.values()].every((n) => n === 1)).toBe(true);
     // The decided count is carried over continue-as-new as well.
     expect(status).toMatchObject({ committed: 2_000, claimed: 2_000, lag: 0, decided: 2_000 });
   }, 240_000);
