@@ -2,7 +2,7 @@
 // stream backend, on a real Temporal dev server and PostgreSQL (models, dead letters): the
 // exactly-once test of the PostgreSQL batched test holds. Also the JetStream inbound log's own
 // contract, and a prediction/decision stream made before records had subjects of their own.
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventIngress } from '../../src/streaming/ingress.ts';
@@ -91,7 +91,8 @@ describe('batched fan-out on JetStream (inbound log and streams)', () => {
 
 describe('the JetStream inbound log', () => {
   it('appends idempotently with dense offsets, reads ranges, commits forward only, finds and wakes', async () => {
-    const log = NatsInboundLog.connect(NATS, uniqueName('inb'));
+    const namespace = uniqueName('inb');
+    const log = NatsInboundLog.connect(NATS, namespace);
     try {
       const time = new Date().toISOString();
       // Ids with characters that separate subject tokens.
@@ -134,6 +135,14 @@ describe('the JetStream inbound log', () => {
       expect((await waiting).last).toBe(5);
       expect(Date.now() - started).toBeLessThan(5_000);
       expect((await log.waitForEvents('ride_started', 2, 5, 300)).last).toBe(5);
+
+      // Past the Nats-Msg-Id duplicate window, the event's own subject still keeps it once.
+      await (await jetstreamManager(nc)).streams.add({ name: `${namespace}_in_ride_started_5`, subjects: [`${namespace}.in.ride_started.5.>`], duplicate_window: nanos(300) });
+      const kept = await log.append('ride_started', 5, { id: 'k.1', type: 'ride_started', payload: {}, time });
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(await log.append('ride_started', 5, { id: 'k.1', type: 'ride_started', payload: { again: true }, time })).toEqual({ ...kept, created: false });
+      expect((await log.head('ride_started', 5)).last).toBe(1);
+
       await log.destroy();
       expect(await log.partitions('ride_started')).toEqual(new Map());
     } finally {
@@ -148,7 +157,7 @@ describe('the JetStream stream backend', () => {
     const namespace = uniqueName('old');
     const names = natsNames(namespace, 'decisions');
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: names.stream, subjects: [names.subject] });
+    await jsm.streams.add({ name: names.stream, subjects: [names.subject], duplicate_window: nanos(300) });
     await jetstream(nc).publish(names.subject, JSON.stringify({ old: true }), { msgID: 'old-1' });
     const backend = await NatsStreamBackend.connect(NATS, namespace);
     try {
@@ -161,6 +170,10 @@ describe('the JetStream stream backend', () => {
         [1, 'old-1'],
         [2, 'new.1'],
       ]);
+      expect(await backend.head('decisions')).toBe(2);
+      // Past the duplicate window, the record's own subject still keeps it once.
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(await backend.append('decisions', 'new.1', { n: 3 })).toEqual({ offset: 2, value: { n: 1 }, created: false });
       expect(await backend.head('decisions')).toBe(2);
       const ids = Array.from({ length: 300 }, (_, i) => `r:${i}`);
       await Promise.all(ids.map((id, i) => backend.append('decisions', id, { n: i })));
