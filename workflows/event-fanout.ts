@@ -3,14 +3,12 @@
 // back (as the result, and to a callback when the producer gave one). History stays small:
 // about a dozen events per run.
 import {
-  ActivityFailure,
-  ApplicationFailure,
-  TimeoutFailure,
   log,
   proxyActivities,
   proxyLocalActivities,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
+import { failureReason } from './failures.ts';
 import type { Activities } from '../activities/index.ts';
 import type { ConsumerOutcome, ConsumerPlan, Decision, StreamEvent } from '../src/streaming/types.ts';
 import { DECISION_ACTION, DECISION_STATUS } from './search-attributes.ts';
@@ -27,13 +25,6 @@ const { deliverDecision } = proxyActivities<Activities>({
   startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 8 },
 });
-
-function failureReason(err: unknown): string {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof TimeoutFailure) return `no result in time (${cause.message})`;
-  if (cause instanceof ApplicationFailure) return cause.message;
-  return cause instanceof Error ? cause.message : String(cause);
-}
 
 async function runConsumer(event: StreamEvent, consumer: ConsumerPlan): Promise<ConsumerOutcome> {
   const { predictForConsumer } = proxyActivities<Activities>({

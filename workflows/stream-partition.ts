@@ -5,9 +5,6 @@
 // commits it. Batches are pipelined: the next is claimed while earlier ones' consumers run.
 // Only offsets, counts and failed offsets pass through history; continue-as-new bounds it.
 import {
-  ActivityFailure,
-  ApplicationFailure,
-  TimeoutFailure,
   continueAsNew,
   defineQuery,
   patched,
@@ -15,6 +12,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { failureReason } from './failures.ts';
 import type { PartitionActivities } from '../activities/stream-partition.ts';
 import type {
   BatchConsumerPlan,
@@ -57,13 +55,6 @@ const { awaitEvents } = proxyActivities<PartitionActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
 });
-
-function failureReason(err: unknown): string {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof TimeoutFailure) return `no result in time (${cause.message})`;
-  if (cause instanceof ApplicationFailure) return cause.message;
-  return cause instanceof Error ? cause.message : String(cause);
-}
 
 async function runConsumer(input: PartitionInput, batch: ClaimedBatch, consumer: BatchConsumerPlan): Promise<ConsumerBatchOutcome> {
   const { scoreConsumerBatch } = proxyActivities<PartitionActivities>({

@@ -2,7 +2,7 @@
 // (event type, partition) reads them back in offset ranges. This is the PostgreSQL log
 // (migration 008); appends from one process are queued and sent together, one call per
 // batch, because appends to a partition serialise on its head row anyway.
-import type pg from 'pg';
+import { ChannelListener } from '../db/channel.ts';
 import type { Pool } from '../db/pool.ts';
 import type { StreamEvent } from './types.ts';
 
@@ -61,14 +61,16 @@ interface PendingAppend {
 
 export class PostgresInboundLog implements InboundLog {
   private readonly queues = new Map<string, { pending: PendingAppend[]; flushing: boolean }>();
-  private readonly waiters = new Map<string, Set<() => void>>();
-  private listener?: Promise<pg.PoolClient>;
+  /** Wake-ups at commit: the payload is the log key. */
+  private readonly channel: ChannelListener;
 
   constructor(
     private readonly pool: Pool,
     /** Keeps the logs of several deployments (or test runs) in one database apart. */
     readonly namespace: string,
-  ) {}
+  ) {
+    this.channel = new ChannelListener(pool, CHANNEL);
+  }
 
   private log(type: string): string {
     return `${this.namespace}.${type}`;
@@ -109,16 +111,12 @@ export class PostgresInboundLog implements InboundLog {
   }
 
   async waitForEvents(type: string, partition: number, after: number, timeoutMs: number): Promise<PartitionHead> {
-    await this.listen();
-    const log = this.log(type);
-    let set = this.waiters.get(log);
-    if (!set) this.waiters.set(log, (set = new Set()));
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      // Registered before the head is read, so an append between the two still wakes us.
+      // Subscribed before the head is read, so an append between the two still wakes us.
       let wake!: () => void;
       const woken = new Promise<void>((resolve) => (wake = resolve));
-      set.add(wake);
+      const unsubscribe = await this.channel.subscribe(this.log(type), wake);
       let timer: NodeJS.Timeout | undefined;
       try {
         const head = await this.head(type, partition);
@@ -128,27 +126,9 @@ export class PostgresInboundLog implements InboundLog {
         await Promise.race([woken, new Promise((resolve) => (timer = setTimeout(resolve, Math.min(left, 1_000))))]);
       } finally {
         clearTimeout(timer);
-        set.delete(wake);
+        unsubscribe();
       }
     }
-  }
-
-  /** One LISTEN connection per log instance; dropped on error so the next wait reconnects. */
-  private listen(): Promise<pg.PoolClient> {
-    this.listener ??= (async () => {
-      const client = await this.pool.connect();
-      client.on('notification', (msg) => {
-        for (const wake of this.waiters.get(msg.payload ?? '') ?? []) wake();
-      });
-      client.on('error', () => {
-        this.listener = undefined;
-        client.release(true);
-      });
-      await client.query(`LISTEN ${CHANNEL}`);
-      return client;
-    })();
-    this.listener.catch(() => (this.listener = undefined));
-    return this.listener;
   }
 
   async readPayloads(type: string, partition: number, from: number, to: number, field?: string): Promise<InboundRecord<unknown>[]> {
@@ -190,17 +170,7 @@ export class PostgresInboundLog implements InboundLog {
   }
 
   async close(): Promise<void> {
-    const listener = this.listener;
-    this.listener = undefined;
-    for (const set of this.waiters.values()) for (const wake of set) wake();
-    this.waiters.clear();
-    if (listener) {
-      const client = await listener.catch(() => undefined);
-      if (client) {
-        await client.query(`UNLISTEN ${CHANNEL}`).catch(() => {});
-        client.release();
-      }
-    }
+    await this.channel.close();
   }
 }
 

@@ -1,6 +1,6 @@
 // Streams in PostgreSQL: one table of records, offsets handed out in commit order by
 // mldeploy_stream_append (migration 005), wake-ups through LISTEN/NOTIFY.
-import type pg from 'pg';
+import { ChannelListener } from '../db/channel.ts';
 import type { Pool } from '../db/pool.ts';
 import type { AppendResult, StoredRecord, StreamBackend } from './backend.ts';
 import type { StreamName } from './types.ts';
@@ -22,15 +22,17 @@ interface AppendQueue {
 
 export class PostgresStreamBackend implements StreamBackend {
   readonly kind = 'postgres';
-  private listener?: Promise<pg.PoolClient>;
-  private readonly watchers = new Map<string, Set<() => void>>();
+  /** Wake-ups at commit: the payload is `<stream key>:<offset>`. */
+  private readonly channel: ChannelListener;
   private readonly queues = new Map<StreamName, AppendQueue>();
 
   constructor(
     private readonly pool: Pool,
     /** Keeps the streams of several deployments (or test runs) in one database apart. */
     readonly namespace: string,
-  ) {}
+  ) {
+    this.channel = new ChannelListener(pool, CHANNEL, (payload) => payload.slice(0, payload.lastIndexOf(':')));
+  }
 
   private key(stream: StreamName): string {
     return `${this.namespace}.${stream}`;
@@ -90,44 +92,11 @@ export class PostgresStreamBackend implements StreamBackend {
     return rows[0]?.last_offset ?? 0;
   }
 
-  async watch(stream: StreamName, onAppend: () => void): Promise<() => void> {
-    const key = this.key(stream);
-    let set = this.watchers.get(key);
-    if (!set) this.watchers.set(key, (set = new Set()));
-    set.add(onAppend);
-    await this.listen();
-    return () => set.delete(onAppend);
-  }
-
-  /** One LISTEN connection per backend; dropped on error so the next watch reconnects. */
-  private listen(): Promise<pg.PoolClient> {
-    this.listener ??= (async () => {
-      const client = await this.pool.connect();
-      client.on('notification', (msg) => {
-        const key = msg.payload?.slice(0, msg.payload.lastIndexOf(':'));
-        for (const wake of this.watchers.get(key ?? '') ?? []) wake();
-      });
-      client.on('error', () => {
-        this.listener = undefined;
-        client.release(true);
-      });
-      await client.query(`LISTEN ${CHANNEL}`);
-      return client;
-    })();
-    this.listener.catch(() => (this.listener = undefined));
-    return this.listener;
+  watch(stream: StreamName, onAppend: () => void): Promise<() => void> {
+    return this.channel.subscribe(this.key(stream), onAppend);
   }
 
   async close(): Promise<void> {
-    const listener = this.listener;
-    this.listener = undefined;
-    this.watchers.clear();
-    if (listener) {
-      const client = await listener.catch(() => undefined);
-      if (client) {
-        await client.query(`UNLISTEN ${CHANNEL}`).catch(() => {});
-        client.release();
-      }
-    }
+    await this.channel.close();
   }
 }
