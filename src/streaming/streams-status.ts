@@ -72,8 +72,9 @@ export interface StreamsStatusDeps {
 
 async function queryPartition(client: Client | undefined, workflowId: string, timeoutMs: number): Promise<WorkflowView> {
   if (!client) return { state: 'unreachable', reason: 'no Temporal connection' };
+  const startedAt = Date.now();
   try {
-    const s = await client.withDeadline(Date.now() + timeoutMs, () => client.workflow.getHandle(workflowId).query<PartitionStatus>('status'));
+    const s = await client.withDeadline(startedAt + timeoutMs, () => client.workflow.getHandle(workflowId).query<PartitionStatus>('status'));
     return {
       state: 'running',
       committed: s.committed,
@@ -93,7 +94,8 @@ async function queryPartition(client: Client | undefined, workflowId: string, ti
     const text = messages.join(': ') || String(err);
     return {
       state: 'unreachable',
-      reason: /deadline|timeout|timed out/i.test(text) ? `no answer within ${timeoutMs} ms (is a worker polling the main task queue?)` : text,
+      // A call past its deadline fails as DEADLINE_EXCEEDED or, depending on where it was, CANCELLED.
+      reason: Date.now() - startedAt >= timeoutMs || /deadline/i.test(text) ? `no answer within ${timeoutMs} ms (is a worker polling the main task queue?)` : text,
     };
   }
 }
