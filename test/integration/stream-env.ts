@@ -104,9 +104,7 @@ export async function openStreamRig(
   const settings = streamingSettings({ routingFile, backend: options.backend ?? 'postgres', namespace: tag, natsUrl: '127.0.0.1:4222' }, env.pool);
   const models = new ModelCache(env.store, 1);
   const inbound =
-    options.backend === 'nats'
-      ? new NatsInboundLog(async () => ((await settings.backend()) as NatsStreamBackend).connection, tag)
-      : new PostgresInboundLog(env.pool, tag);
+    options.backend === 'nats' ? new NatsInboundLog(async () => ((await settings.backend()) as NatsStreamBackend).connection, tag) : new PostgresInboundLog(env.pool, tag);
   const deps: StreamingWorkerDeps = { connection: env.connection, namespace: 'default', pool: env.pool, store: env.store, models, settings, inbound };
   const taskQueue = `${tag}-events`;
   const eventWorker = runner(async () => createEventWorker(deps, taskQueue, { workflowBundle: await workflowBundle() }));

@@ -89,6 +89,27 @@ describe('batched fan-out on JetStream (inbound log and streams)', () => {
   });
 });
 
+describe('batched fan-out on JetStream: bad input', () => {
+  it('dead-letters an invalid event in the middle of a batch; its neighbours are decided normally', async () => {
+    const tag = uniqueName('mixed');
+    const ids = Array.from({ length: 21 }, (_, i) => `${tag}-${i}`);
+    const results = await Promise.all(
+      ids.map((id, i) =>
+        ingress.emit({ id, type: 'ride_started', payload: { ride: i === 10 ? { PULocationID: 'nowhere', DOLocationID: 5 } : ride(i), ride_id: tag } }, { wait: true }),
+      ),
+    );
+    const byId = new Map(results.map((r) => [r.eventId, r]));
+    const bad = byId.get(ids[10])!;
+    expect(bad.status === 'done' && bad.decision.status).toBe('rejected');
+    for (const id of ids.filter((_, i) => i !== 10)) expect(byId.get(id)!.status === 'done' && (byId.get(id) as { decision: Decision }).decision.status).toBe('decided');
+    const { rows } = await env.pool.query('SELECT reason FROM dead_letters WHERE event_type = $1 AND event_id = $2', ['ride_started', ids[10]]);
+    expect(rows[0].reason).toMatch(/PULocationID|DOLocationID|trip_distance/);
+    const predictions = await readAll<PredictionRecord>(rig.backend, 'predictions');
+    expect(predictions.filter((p) => p.value.eventId === ids[10])).toHaveLength(0);
+    expect(predictions.filter((p) => p.value.eventId.startsWith(`${tag}-`))).toHaveLength(60);
+  });
+});
+
 describe('the JetStream inbound log', () => {
   it('appends idempotently with dense offsets, reads ranges, commits forward only, finds and wakes', async () => {
     const namespace = uniqueName('inb');
