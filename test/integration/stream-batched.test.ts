@@ -26,27 +26,39 @@ afterAll(async () => {
 });
 
 describe('batched ride_started fan-out', () => {
-  it('5,000 events become 5,000 decisions and 15,000 predictions; re-sending 500 changes nothing', async () => {
+  it('20,000 events emitted at 1,000/s become 20,000 decisions and 60,000 predictions; re-sending 2,000 changes nothing', async () => {
     const batch = uniqueName('ride');
-    const ids = Array.from({ length: 5_000 }, (_, i) => `${batch}-${i}`);
-    const accepted = await inParallel(ids, 200, (id) => ingress.emit({ id, type: 'ride_started', payload: { ride: ride(ids.indexOf(id)), ride_id: id } }));
-    expect(accepted.every((r) => r.status === 'accepted' && r.offset! > 0)).toBe(true);
+    const total = 20_000;
+    const ids = Array.from({ length: total }, (_, i) => `${batch}-${i}`);
+    // An open loop at a fixed rate, as a producer sends: 100 events every 100 ms.
+    const started = performance.now();
+    const accepted: Promise<{ status: string; offset?: number }>[] = [];
+    for (let i = 0; i < total; i += 100) {
+      const due = started + i;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      for (let j = i; j < i + 100; j++) accepted.push(ingress.emit({ id: ids[j], type: 'ride_started', payload: { ride: ride(j), ride_id: ids[j] } }));
+    }
+    const results = await Promise.all(accepted);
+    const seconds = (performance.now() - started) / 1000;
+    expect(total / seconds).toBeGreaterThanOrEqual(500);
+    expect(results.every((r) => r.status === 'accepted' && r.offset! > 0)).toBe(true);
     // The last one waits for its decision through the decision stream.
-    const last = await ingress.emit({ id: ids[ids.length - 1], type: 'ride_started', payload: { ride: ride(1), ride_id: ids[ids.length - 1] } }, { wait: true });
+    const last = await ingress.emit({ id: ids[total - 1], type: 'ride_started', payload: { ride: ride(1), ride_id: ids[total - 1] } }, { wait: true });
     expect(last.status).toBe('done');
-    await expect.poll(async () => (await readAll<Decision>(rig.backend, 'decisions')).length, { timeout: 60_000, interval: 500 }).toBe(5_000);
+    await expect.poll(async () => (await readAll<Decision>(rig.backend, 'decisions')).length, { timeout: 120_000, interval: 1_000 }).toBe(total);
     const decisions = await readAll<Decision>(rig.backend, 'decisions');
     const predictions = await readAll<PredictionRecord>(rig.backend, 'predictions');
-    expect(predictions.length).toBe(15_000);
+    expect(predictions.length).toBe(3 * total);
+    expect(new Set(predictions.map((p) => p.id)).size).toBe(3 * total);
     expect(new Set(decisions.map((d) => d.value.eventId))).toEqual(new Set(ids));
     expect(decisions.every((d) => d.value.status === 'decided' && Object.keys(d.value.predictions).length === 3)).toBe(true);
 
-    const again = await inParallel(ids.slice(0, 500), 100, (id) => ingress.emit({ id, type: 'ride_started', payload: { ride: ride(1), ride_id: id } }, { wait: true }));
-    expect(again.every((r) => r.status === 'done')).toBe(true);
+    const again = await inParallel(ids.slice(0, 2_000), 200, (id) => ingress.emit({ id, type: 'ride_started', payload: { ride: ride(1), ride_id: id } }, { wait: true }));
     expect(again.every((r) => r.status === 'done' && r.decision.eventId === r.eventId)).toBe(true);
     await new Promise((r) => setTimeout(r, 1_000));
-    expect((await readAll(rig.backend, 'decisions')).length).toBe(5_000);
-    expect((await readAll(rig.backend, 'predictions')).length).toBe(15_000);
+    expect((await readAll(rig.backend, 'decisions')).length).toBe(total);
+    expect((await readAll(rig.backend, 'predictions')).length).toBe(3 * total);
   });
 
   it('decides events sharing a partition key in emit order', async () => {
