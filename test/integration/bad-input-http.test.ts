@@ -35,7 +35,7 @@ beforeAll(async () => {
   env = await openTestEnv();
   const models = await registerRideModels(env);
   modelName = models.duration.split('@')[0];
-  rig = await openStreamRig(env, (t) => ({ ride_started: rideRoute(models, t) }));
+  rig = await openStreamRig(env, (t) => ({ ride_started: rideRoute(models, t), ride_batched: { ...rideRoute(models, t), mode: 'batched', partitions: 2 } }));
   const config = serveConfig({ defaultModel: models.duration, predictionLog: true, maxRecords: 1_000 });
   const deps = { ingress: rig.ingress({ waitMs: 60_000 }), backend: rig.backend };
   server = await startServer(env, config, [(app) => streamingRoutes(app, deps)]);
@@ -247,7 +247,7 @@ describe('bad input over HTTP', () => {
     const sometimes = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: arb });
     const event = fc.record({
       id: fc.oneof(fc.constant('@id'), fc.constant(undefined), invalidId),
-      type: fc.oneof(fc.constantFrom('ride_started', UNKNOWN_TYPE), invalidType),
+      type: fc.oneof(fc.constantFrom('ride_started', 'ride_batched', UNKNOWN_TYPE), invalidType),
       payload: fc.oneof(fc.record({ ride: badRecord }), fc.dictionary(nastyString.filter((s) => s.length < 100), nastyValue, { maxKeys: 3 }), nastyValue),
       time: fc.oneof(fc.constant(undefined), fc.constant('2024-01-01T10:00:00Z'), fc.constantFrom('2024-13-45T99:00:00Z', 'yesterday'), nastyValue),
       callbackUrl: sometimes(fc.oneof(fc.constantFrom('ftp://x', 'javascript:alert(1)', 'not a url'), nastyValue.filter((v) => !(typeof v === 'string' && /^https?:/i.test(v))))),
@@ -255,6 +255,8 @@ describe('bad input over HTTP', () => {
     });
     const bodies = fc.oneof({ weight: 6, arbitrary: event.map((e) => JSON.stringify(e)) }, { weight: 1, arbitrary: nastyValue.map((v) => JSON.stringify(v) ?? 'null') }, { weight: 1, arbitrary: jsonishText }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 30_000 }).map((n) => `{"type":"ride_started","payload":{"ride":${'['.repeat(n)}${']'.repeat(n)}}}`) });
     const accepted = new Set<string>();
+    /** Batched-mode events accepted: appended to the inbound log, not workflow starts. */
+    const batchedAccepted = new Set<string>();
     const unknownAccepted = new Set<string>();
     const taggedRejected: string[] = [];
     const decisions: Array<Promise<void>> = [];
@@ -268,7 +270,8 @@ describe('bad input over HTTP', () => {
         const body = checkAnswer(answer, `events ${query} ${type} ${payload.toString('utf8').slice(0, 200)}`) as { workflowId: string; type: string; eventId: string } | undefined;
         if (body) {
           expect([200, 202]).toContain(answer.status);
-          accepted.add(body.workflowId);
+          if (body.type === 'ride_batched') batchedAccepted.add(body.eventId);
+          else accepted.add(body.workflowId);
           if (body.type === UNKNOWN_TYPE) unknownAccepted.add(body.eventId);
         } else if (payload.includes(id)) taggedRejected.push(id);
         if (i % 100 === 0) {
@@ -293,7 +296,7 @@ describe('bad input over HTTP', () => {
 
     // Exactly the accepted events started workflows; no rejected event left a dead letter,
     // and every unknown-type event that was accepted is dead-lettered with a reason.
-    const query = `TaskQueue = "${rig.taskQueue}"`;
+    const query = `TaskQueue = "${rig.taskQueue}" AND WorkflowType = "eventFanout"`;
     await waitFor(async () => (await env.client.workflow.count(query)).count === accepted.size, `${accepted.size} event workflows to be visible`, 30_000);
     expect((await env.client.workflow.count(query)).count).toBe(accepted.size);
     const { rows: stray } = await env.pool.query('SELECT count(*)::int AS n FROM dead_letters WHERE event_id = ANY($1)', [taggedRejected]);
@@ -301,6 +304,13 @@ describe('bad input over HTTP', () => {
     const unknown = async () => (await env.pool.query('SELECT event_id, reason FROM dead_letters WHERE event_type = $1', [UNKNOWN_TYPE])).rows;
     await waitFor(async () => (await unknown()).length === unknownAccepted.size, 'unknown event types to be dead-lettered', 30_000);
     for (const row of await unknown()) expect(row.reason).toMatch(/no route for event type/);
+
+    // Batched mode: exactly the accepted events are in the inbound log, and each gets its decision.
+    tally.add('batched events accepted', batchedAccepted.size);
+    const { rows: logged } = await env.pool.query('SELECT event_id FROM inbound_events WHERE log = $1', [`${rig.tag}.ride_batched`]);
+    expect(new Set(logged.map((r) => r.event_id as string))).toEqual(batchedAccepted);
+    const decisionIds = [...batchedAccepted].map((id) => `ride_batched:${id}`);
+    await waitFor(async () => (await rig.backend.find('decisions', decisionIds)).size === decisionIds.length, 'every accepted batched event to be decided', 60_000);
   });
 
   it('the service is still up and answers valid requests; the prediction log has exactly the accepted records', async () => {
