@@ -50,7 +50,10 @@ export function createConsumerBatchActivities({ models, settings, inbound }: Pic
       const events = (await inbound.readPayloads(input.eventType, input.partition, input.from, input.to, input.features)).filter((e) => !skip.has(e.offset));
       if (events.length === 0) return { scored: 0, failed: [] };
       const model = await models.get(input.model);
-      const { predictions, errors } = await plane.many(model, events.map((e) => e.value as Record<string, unknown>));
+      const { predictions, errors } = await plane.many(
+        model,
+        events.map((e) => e.value as Record<string, unknown>),
+      );
       const failed = errors.map((e) => ({ offset: events[e.index].offset, reason: `${model.name}@${model.version} rejected the features: ${e.field}: ${e.reason}` }));
       const time = new Date().toISOString();
       const backend = await settings.backend();
@@ -131,7 +134,10 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
   }
 
   function deadLetter(ref: PartitionRef, events: Array<{ id: string; payload: unknown; reason: string }>): Promise<void> {
-    return insertDeadLetters(pool, events.map((e) => ({ eventType: ref.eventType, eventId: e.id, payload: e.payload, reason: e.reason, source: 'workflow' })));
+    return insertDeadLetters(
+      pool,
+      events.map((e) => ({ eventType: ref.eventType, eventId: e.id, payload: e.payload, reason: e.reason, source: 'workflow' })),
+    );
   }
 
   return {
@@ -167,7 +173,10 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
       if (!route) {
         // The event type's route is gone: its events are rejected with the reason, never lost.
         const reason = `no route for event type '${input.eventType}' in ${settings.routingFile}`;
-        await deadLetter(input, events.map((e) => ({ id: e.id, payload: e.value, reason })));
+        await deadLetter(
+          input,
+          events.map((e) => ({ id: e.id, payload: e.value, reason })),
+        );
         return { ...empty, to, count: events.length, head: head.last, invalid: events.map((e) => e.offset) };
       }
       const consumers = await Promise.all(route.consumers.map(planConsumer));
@@ -194,7 +203,9 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
         const { rows } = await pool.query('SELECT event_id, reason FROM dead_letters WHERE event_type = $1 AND event_id = ANY($2::text[])', [input.eventType, ids]);
         for (const r of rows) reasons.set(r.event_id, r.reason);
       }
-      const wanted = input.outcomes.filter((o) => o.status === 'ok').flatMap((o) => events.filter((e) => !invalid.has(e.offset)).map((e) => predictionRecordId(input.eventType, e.id, o.consumer)));
+      const wanted = input.outcomes
+        .filter((o) => o.status === 'ok')
+        .flatMap((o) => events.filter((e) => !invalid.has(e.offset)).map((e) => predictionRecordId(input.eventType, e.id, o.consumer)));
       const predictions = await backend.find<PredictionRecord>('predictions', wanted);
       const failedBy = new Map(input.outcomes.map((o) => [o.consumer, new Map(o.status === 'ok' ? o.failed.map((f) => [f.offset, f.reason]) : [])]));
       const now = new Date();
@@ -226,7 +237,12 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
       const context = Context.current();
       const delivered = new Set<number>((context.info.heartbeatDetails as number[] | undefined) ?? []);
       const events = (await inbound.readMeta(input.eventType, input.partition, input.from, input.to)).filter((e) => e.value.callbackUrl && !delivered.has(e.offset));
-      const decisions = await (await settings.backend()).find<Decision>('decisions', events.map((e) => decisionRecordId(input.eventType, e.id)));
+      const decisions = await (
+        await settings.backend()
+      ).find<Decision>(
+        'decisions',
+        events.map((e) => decisionRecordId(input.eventType, e.id)),
+      );
       const problems: string[] = [];
       await Promise.all(
         events.map(async (e) => {

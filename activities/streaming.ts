@@ -30,9 +30,7 @@ const plane = new DataPlane({ lane: 'stream' });
 
 export type EventRef = Pick<StreamEvent, 'id' | 'type' | 'time'>;
 
-export type PlanResult =
-  | { status: 'planned'; consumers: ConsumerPlan[]; policy: DecisionPolicy }
-  | { status: 'rejected'; decision: Decision };
+export type PlanResult = { status: 'planned'; consumers: ConsumerPlan[]; policy: DecisionPolicy } | { status: 'rejected'; decision: Decision };
 
 export interface PredictInput {
   event: EventRef;

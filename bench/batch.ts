@@ -36,7 +36,13 @@ async function floorRun(stack: BenchStack, models: ModelCache, model: string, ta
   const job = parseJob(jobFor(model, table, `floor-${table}`));
   const version = await stack.store.resolve(job.model);
   const loaded = await models.get(version);
-  const ctx = { runId: `floor-${Date.now()}`, workflowId: 'floor', job, window: { from: new Date(job.window!.from).toISOString(), to: new Date(job.window!.to).toISOString() }, model: { name: version.name, version: version.version } };
+  const ctx = {
+    runId: `floor-${Date.now()}`,
+    workflowId: 'floor',
+    job,
+    window: { from: new Date(job.window!.from).toISOString(), to: new Date(job.window!.to).toISOString() },
+    model: { name: version.name, version: version.version },
+  };
   const started = performance.now();
   const plan = await planRun(stack.pool, ctx, loaded);
   let next = 0;
@@ -103,7 +109,9 @@ try {
   console.log(`time ratio a/b: ${(full.seconds / floorSeconds).toFixed(2)}  (target ≤ 1.5)`);
   console.log(`throughput (a): ${rate(full.seconds)} rows/s  (target ≥ 100000)`);
   console.log(`worker memory at the end: 100k run: ${small.memory}; ${rows} run: ${full.memory}`);
-  console.log(`worker peak RSS: ${small.rssMiB.toFixed(0)} MiB at 100k rows, ${full.rssMiB.toFixed(0)} MiB at ${rows} rows, ratio ${(full.rssMiB / small.rssMiB).toFixed(2)}  (target ≤ 1.3)`);
+  console.log(
+    `worker peak RSS: ${small.rssMiB.toFixed(0)} MiB at 100k rows, ${full.rssMiB.toFixed(0)} MiB at ${rows} rows, ratio ${(full.rssMiB / small.rssMiB).toFixed(2)}  (target ≤ 1.3)`,
+  );
 } finally {
   await models.release();
   await stack.close();

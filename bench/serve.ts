@@ -18,7 +18,12 @@ const { values: args } = parseArgs({ options: { seconds: { type: 'string', defau
 const DURATION_S = Number(args.seconds);
 const CONNECTIONS = Number(args.connections);
 const RIDE = { PULocationID: 10, DOLocationID: 50, trip_distance: 4 };
-const V2_BODY = { inputs: [{ name: 'PU_DO', shape: [1, 1], datatype: 'BYTES', data: ['10_50'] }, { name: 'trip_distance', shape: [1, 1], datatype: 'FP32', data: [4] }] };
+const V2_BODY = {
+  inputs: [
+    { name: 'PU_DO', shape: [1, 1], datatype: 'BYTES', data: ['10_50'] },
+    { name: 'trip_distance', shape: [1, 1], datatype: 'FP32', data: [4] },
+  ],
+};
 const BIG_BATCH = Array.from({ length: 10_000 }, (_, i) => ({ PULocationID: 1 + (i % 263), DOLocationID: 1 + ((i * 7) % 263), trip_distance: 0.5 + (i % 40) }));
 
 interface Server {
@@ -67,7 +72,8 @@ async function load(url: string, opts: { method?: 'GET' | 'POST'; body?: unknown
 /** Lets the server finish the previous run's backlog (and collect its garbage) before a latency figure. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 2000));
 
-const fmt = (f: Figure) => `${Math.round(f.rps).toLocaleString('en-US').padStart(7)} req/s   p50 ${String(f.p50).padStart(3)} ms   p99 ${String(f.p99).padStart(3)} ms${f.errors ? `   ${f.errors} ERRORS` : ''}`;
+const fmt = (f: Figure) =>
+  `${Math.round(f.rps).toLocaleString('en-US').padStart(7)} req/s   p50 ${String(f.p50).padStart(3)} ms   p99 ${String(f.p99).padStart(3)} ms${f.errors ? `   ${f.errors} ERRORS` : ''}`;
 
 async function main() {
   const stack = await openStack(loadConfig(), { temporal: false });
@@ -96,7 +102,9 @@ async function main() {
       const big = load(`${server.url}/v1/models/${model}/predict`, { method: 'POST', body: BIG_BATCH, connections: 1 });
       const beside = await load(`${server.url}/predict`, { method: 'POST', body: RIDE, connections: 16, overallRate: 1000 });
       const bigResult = await big;
-      say(`    POST /predict at 1,000 req/s beside 10,000-record requests ${fmt(beside)}   (big: ${(bigResult.rps * BIG_BATCH.length).toFixed(0)} records/s, p99 ${bigResult.p99} ms)`);
+      say(
+        `    POST /predict at 1,000 req/s beside 10,000-record requests ${fmt(beside)}   (big: ${(bigResult.rps * BIG_BATCH.length).toFixed(0)} records/s, p99 ${bigResult.p99} ms)`,
+      );
     } finally {
       await server.stop();
     }

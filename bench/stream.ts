@@ -38,7 +38,7 @@ const opts = new Command()
   .option('--seconds <n>', 'seconds at each rate', '60')
   .option('--mode <mode>', 'fan-out mode of ride_started: batched or per-event', 'batched')
   .option('--rates <list>', 'arrival rates, events per second (default: 500,1000,2000,5000 batched; 20,50,100 per-event)')
-  .option('--persistent', "the dev server keeps its history in a SQLite file, as `mldeploy dev` runs it (default: in memory)")
+  .option('--persistent', 'the dev server keeps its history in a SQLite file, as `mldeploy dev` runs it (default: in memory)')
   .parse()
   .opts<{ seconds: string; rates?: string; mode: string; persistent?: boolean }>();
 if (opts.mode !== 'batched' && opts.mode !== 'per-event') throw new Error(`--mode must be batched or per-event, got ${opts.mode}`);
@@ -84,7 +84,9 @@ await ensureExampleModels(store, config.maxModelBytes);
 // A SQLite file of this run's own (with --persistent), the CLI found as mldeploy finds it.
 const serverDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-bench-temporal-'));
 const cliPath = (await findTemporalCli({ cliPath: config.temporal.cliPath, dataDir: config.dataDir })) ?? undefined;
-const server = config.temporal.external ? undefined : await startDevServer({ dataDir: serverDir, cliPath, port: await freePort(), uiPort: 0, persistent: opts.persistent === true });
+const server = config.temporal.external
+  ? undefined
+  : await startDevServer({ dataDir: serverDir, cliPath, port: await freePort(), uiPort: 0, persistent: opts.persistent === true });
 const target = server ? { connectionOptions: { address: server.address }, namespace: 'default' } : externalTemporal();
 const connection = await Connection.connect(target.connectionOptions as Parameters<typeof Connection.connect>[0]);
 const client = new Client({ connection, namespace: target.namespace });
@@ -95,7 +97,11 @@ const eagerClient = new Client({ connection: native, namespace: target.namespace
 // The shipped routing, on task queues and streams of this run only.
 const tag = `bench-${Date.now().toString(36)}`;
 const shipped = await loadRouting(path.resolve('config/routing.json'));
-const routing: Routing = { events: { ride_started: { ...shipped.events.ride_started, mode, consumers: shipped.events.ride_started.consumers.map((c) => ({ ...c, taskQueue: `${tag}-consumer-${c.name}` })) } } };
+const routing: Routing = {
+  events: {
+    ride_started: { ...shipped.events.ride_started, mode, consumers: shipped.events.ride_started.consumers.map((c) => ({ ...c, taskQueue: `${tag}-consumer-${c.name}` })) },
+  },
+};
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-bench-'));
 const routingFile = path.join(dir, 'routing.json');
 fs.writeFileSync(routingFile, JSON.stringify(routing));
@@ -198,7 +204,9 @@ async function atRate(rate: number, label: string) {
 
 say(`mode: ${mode}`);
 const f = await floor(2_000);
-say(`floor (3 model calls + decision in-process, no Temporal): ${f.rate.toFixed(0)} events/s, latency p50 ${f.p50.toFixed(3)} ms, p95 ${f.p95.toFixed(3)} ms, p99 ${f.p99.toFixed(3)} ms`);
+say(
+  `floor (3 model calls + decision in-process, no Temporal): ${f.rate.toFixed(0)} events/s, latency p50 ${f.p50.toFixed(3)} ms, p95 ${f.p95.toFixed(3)} ms, p99 ${f.p99.toFixed(3)} ms`,
+);
 // Warm up the workers (model loads, workflow cache, gRPC channels).
 await atRate(20, `${tag}-warmup`).catch(() => {});
 const results = [];

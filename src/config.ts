@@ -3,8 +3,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 
-const intFrom = (fallback: number) =>
-  z.coerce.number().int().positive().default(fallback);
+const intFrom = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const HOST_PATTERN = /^(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,62})(?:\.[a-z0-9](?:[a-z0-9-]{0,62}))*$|^\d{1,3}(?:\.\d{1,3}){3}$|^\[[0-9a-f:.]+\]$/;
 
@@ -18,7 +17,8 @@ export function parseCallbackHosts(value: string): string[] {
     .map((h) => h.trim().toLowerCase())
     .filter(Boolean);
   const bad = hosts.filter((h) => !HOST_PATTERN.test(h));
-  if (bad.length > 0) throw new Error(`not host names: ${bad.map((h) => JSON.stringify(h)).join(', ')} (use names such as hooks.example.com or *.example.com, without scheme or port)`);
+  if (bad.length > 0)
+    throw new Error(`not host names: ${bad.map((h) => JSON.stringify(h)).join(', ')} (use names such as hooks.example.com or *.example.com, without scheme or port)`);
   return hosts;
 }
 
@@ -33,7 +33,10 @@ export function logLevel(env: NodeJS.ProcessEnv = process.env): z.output<typeof 
   return parsed.success ? parsed.data : 'info';
 }
 
-const flag = z.enum(['0', '1', 'false', 'true']).default('0').transform((v) => v === '1' || v === 'true');
+const flag = z
+  .enum(['0', '1', 'false', 'true'])
+  .default('0')
+  .transform((v) => v === '1' || v === 'true');
 
 const EnvSchema = z.object({
   MLDEPLOY_DATA_DIR: z.string().default('.mldeploy'),
@@ -65,7 +68,10 @@ const EnvSchema = z.object({
   // Streaming fan-out (events, consumers, streams).
   MLDEPLOY_ROUTING_FILE: z.string().min(1).default('config/routing.json'),
   MLDEPLOY_STREAM_BACKEND: z.enum(['postgres', 'nats']).default('postgres'),
-  MLDEPLOY_STREAM_NAMESPACE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, - or _').default('mldeploy'),
+  MLDEPLOY_STREAM_NAMESPACE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, - or _')
+    .default('mldeploy'),
   MLDEPLOY_NATS_URL: z.string().min(1).default('127.0.0.1:4222'),
   MLDEPLOY_EVENT_WAIT_MS: intFrom(10_000),
   MLDEPLOY_CALLBACK_HOSTS: z

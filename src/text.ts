@@ -10,5 +10,4 @@ export function isJsonbUnstorable(text: string): boolean {
 }
 
 /** A JSON.stringify replacer that drops NUL characters and replaces lone surrogates with U+FFFD. */
-export const jsonbSafe = (_key: string, value: unknown): unknown =>
-  typeof value === 'string' ? value.replaceAll('\u0000', '').replace(LONE_SURROGATE, '\ufffd') : value;
+export const jsonbSafe = (_key: string, value: unknown): unknown => (typeof value === 'string' ? value.replaceAll('\u0000', '').replace(LONE_SURROGATE, '\ufffd') : value);

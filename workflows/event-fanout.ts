@@ -2,12 +2,7 @@
 // prediction in parallel on that consumer's own task queue, decide, and hand the decision
 // back (as the result, and to a callback when the producer gave one). History stays small:
 // about a dozen events per run.
-import {
-  log,
-  proxyActivities,
-  proxyLocalActivities,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { log, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { failureReason } from './failures.ts';
 import type { Activities } from '../activities/index.ts';
 import type { ConsumerOutcome, ConsumerPlan, Decision, StreamEvent } from '../src/streaming/types.ts';

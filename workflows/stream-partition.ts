@@ -4,23 +4,10 @@
 // decides the range (in offset order, so events sharing a key are decided in emit order) and
 // commits it. Batches are pipelined: the next is claimed while earlier ones' consumers run.
 // Only offsets, counts and failed offsets pass through history; continue-as-new bounds it.
-import {
-  continueAsNew,
-  defineQuery,
-  patched,
-  proxyActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { continueAsNew, defineQuery, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import { failureReason } from './failures.ts';
 import type { PartitionActivities } from '../activities/stream-partition.ts';
-import type {
-  BatchConsumerPlan,
-  ClaimedBatch,
-  ConsumerBatchOutcome,
-  PartitionInput,
-  PartitionStatus,
-} from '../src/streaming/partition-types.ts';
+import type { BatchConsumerPlan, ClaimedBatch, ConsumerBatchOutcome, PartitionInput, PartitionStatus } from '../src/streaming/partition-types.ts';
 
 /** Batches whose consumers may run at once; their decisions still happen in order. */
 const MAX_IN_FLIGHT = 3;

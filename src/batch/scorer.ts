@@ -138,7 +138,11 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
   let failed = false;
   try {
     const cursor = reader.query(
-      new Cursor(`SELECT ${sourceColumns(job, model).map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN $1 AND $2 AND ${ts} >= $3 AND ${ts} < $4`, [lo, hi, window.from, window.to], { types: ROW_TYPES }),
+      new Cursor(
+        `SELECT ${sourceColumns(job, model).map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN $1 AND $2 AND ${ts} >= $3 AND ${ts} < $4`,
+        [lo, hi, window.from, window.to],
+        { types: ROW_TYPES },
+      ),
     );
     await writer.query('BEGIN');
     await writer.query(`DELETE FROM ${target} WHERE job = $1 AND entity_id BETWEEN $2 AND $3 AND event_time >= $4 AND event_time < $5`, range);
@@ -147,7 +151,9 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
        WHERE r.job = $1 AND r.entity_id BETWEEN $2 AND $3 AND s.${id} = r.entity_id AND s.${ts} >= $4 AND s.${ts} < $5`,
       range,
     );
-    const copy = writer.query(copyFrom(`COPY ${target} (job, entity_id, prediction, actual, event_time, passthrough, model_name, model_version, run_id) FROM STDIN WITH (FORMAT csv)`));
+    const copy = writer.query(
+      copyFrom(`COPY ${target} (job, entity_id, prediction, actual, event_time, passthrough, model_name, model_version, run_id) FROM STDIN WITH (FORMAT csv)`),
+    );
     const copied = finished(copy);
     copied.catch(() => {}); // awaited below; this keeps an early failure from going unhandled
     const stats = new StatsAccumulator();
@@ -178,13 +184,25 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
     await cursor.close();
     copy.end();
     await copied;
-    if (rejectedLines.length) await pipeline(Readable.from([rejectedLines.join('')]), writer.query(copyFrom('COPY rejected_rows (job, entity_id, reason, run_id) FROM STDIN WITH (FORMAT csv)')));
+    if (rejectedLines.length)
+      await pipeline(Readable.from([rejectedLines.join('')]), writer.query(copyFrom('COPY rejected_rows (job, entity_id, reason, run_id) FROM STDIN WITH (FORMAT csv)')));
     const partial = stats.finish();
     await writer.query(
       `UPDATE batch_chunks SET rows_scored = $3, rows_rejected = $4, scored_by = $5, scored_at = now(),
               pred_sum = $6, pred_sumsq = $7, actual_rows = $8, sq_error_sum = $9, percentiles = $10
        WHERE run_id = $1 AND chunk_no = $2`,
-      [ctx.runId, chunkNo, partial.count, rejectedLines.length, SCORER_IDENTITY, partial.sum, partial.sumsq, partial.actualRows, partial.sqErrorSum, JSON.stringify(partial.percentiles)],
+      [
+        ctx.runId,
+        chunkNo,
+        partial.count,
+        rejectedLines.length,
+        SCORER_IDENTITY,
+        partial.sum,
+        partial.sumsq,
+        partial.actualRows,
+        partial.sqErrorSum,
+        JSON.stringify(partial.percentiles),
+      ],
     );
     await writer.query('COMMIT');
     recordChunkCommitted({ job: job.name, model: ctx.model }, { scored: partial.count, rejected: rejectedLines.length });

@@ -32,7 +32,9 @@ async function runDemo({ stack, store, config }: Resources): Promise<void> {
   to.setUTCMonth(to.getUTCMonth() + 1);
   const handle = await startBatchRun(client, config.taskQueue, { ...DEMO_JOB, period: undefined, window: { from: from.toISOString(), to: to.toISOString() } });
   const summary = await followRun(handle);
-  say(`demo batch run ${handle.workflowId}: ${summary.rowsScored} rides scored, ${summary.rowsRejected} rejected, RMSE ${summary.stats?.rmse?.toFixed(2) ?? 'n/a'} min, ${summary.durationMs} ms`);
+  say(
+    `demo batch run ${handle.workflowId}: ${summary.rowsScored} rides scored, ${summary.rowsRejected} rejected, RMSE ${summary.stats?.rmse?.toFixed(2) ?? 'n/a'} min, ${summary.durationMs} ms`,
+  );
   const link = workflowLink(stack, handle.workflowId);
   if (link) say(`  ${link}`);
 }

@@ -53,7 +53,13 @@ export function modelsCommands(program: Command): void {
     .description('every registered version, with its aliases')
     .action(async () => {
       await withStack({ temporal: false }, async (_stack, store) => {
-        const rows = (await store.list()).map((v) => ({ ref: `${v.name}@${v.version}`, aliases: v.aliases.join(','), sha256: v.sha256.slice(0, 12), rmse: v.metrics.rmse ?? '', created: v.createdAt }));
+        const rows = (await store.list()).map((v) => ({
+          ref: `${v.name}@${v.version}`,
+          aliases: v.aliases.join(','),
+          sha256: v.sha256.slice(0, 12),
+          rmse: v.metrics.rmse ?? '',
+          created: v.createdAt,
+        }));
         if (rows.length === 0) process.stdout.write('no models registered\n');
         else console.table(rows);
       });

@@ -48,7 +48,12 @@ function jobFromFlags(flags: JobFlags): BatchJobInput {
       idColumn: flags.idColumn,
       timestampColumn: flags.timestampColumn,
       actualColumn: flags.actualColumn,
-      passthrough: flags.passthrough ? flags.passthrough.split(',').map((c) => c.trim()).filter(Boolean) : [],
+      passthrough: flags.passthrough
+        ? flags.passthrough
+            .split(',')
+            .map((c) => c.trim())
+            .filter(Boolean)
+        : [],
     },
     target: flags.target,
     chunkSize: flags.chunkSize,
@@ -131,11 +136,22 @@ export function scoreCommands(program: Command): void {
     .requiredOption('--cron <expr>', "cron expression, for example '0 3 2 * *' (03:00 on the 2nd of each month)")
     .addOption(new Option('--period <period>', 'period each run scores').choices(PERIODS).default('month'))
     .option('--catchup-window <duration>', 'how late a missed run may still start', '1 day')
-    .addOption(new Option('--overlap <policy>', 'when a run is still going at the next time').choices(['SKIP', 'BUFFER_ONE', 'BUFFER_ALL', 'CANCEL_OTHER', 'TERMINATE_OTHER', 'ALLOW_ALL']).default('SKIP'))
+    .addOption(
+      new Option('--overlap <policy>', 'when a run is still going at the next time')
+        .choices(['SKIP', 'BUFFER_ONE', 'BUFFER_ALL', 'CANCEL_OTHER', 'TERMINATE_OTHER', 'ALLOW_ALL'])
+        .default('SKIP'),
+    )
     .action(async (id: string, flags: JobFlags & { cron: string; period: (typeof PERIODS)[number]; catchupWindow: string; overlap: 'SKIP' }) => {
       await withStack({ temporal: true }, async (stack) => {
         const job = { ...jobFromFlags(flags), period: flags.period };
-        await createBatchSchedule(await stack.client(), { scheduleId: id, cron: flags.cron, job, taskQueue: stack.config.taskQueue, catchupWindow: flags.catchupWindow, overlap: flags.overlap });
+        await createBatchSchedule(await stack.client(), {
+          scheduleId: id,
+          cron: flags.cron,
+          job,
+          taskQueue: stack.config.taskQueue,
+          catchupWindow: flags.catchupWindow,
+          overlap: flags.overlap,
+        });
         printJson({ scheduleId: id, cron: flags.cron, job });
       });
     });
@@ -144,7 +160,12 @@ export function scoreCommands(program: Command): void {
     await withStack({ temporal: true }, async (stack) => {
       const rows = [];
       for await (const s of (await stack.client()).schedule.list()) {
-        rows.push({ id: s.scheduleId, paused: s.state.paused, next: s.info.nextActionTimes[0]?.toISOString() ?? '', workflow: s.action?.type === 'startWorkflow' ? s.action.workflowType : '' });
+        rows.push({
+          id: s.scheduleId,
+          paused: s.state.paused,
+          next: s.info.nextActionTimes[0]?.toISOString() ?? '',
+          workflow: s.action?.type === 'startWorkflow' ? s.action.workflowType : '',
+        });
       }
       if (rows.length === 0) process.stdout.write('no schedules\n');
       else console.table(rows);

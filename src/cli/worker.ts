@@ -22,7 +22,13 @@ export function workerCommand(program: Command): void {
       const resources = await openResources(config, { temporal: true });
       try {
         exportSdkMetrics(config);
-        const names = opts.consumers === false ? undefined : opts.consumers?.split(',').map((n) => n.trim()).filter(Boolean);
+        const names =
+          opts.consumers === false
+            ? undefined
+            : opts.consumers
+                ?.split(',')
+                .map((n) => n.trim())
+                .filter(Boolean);
         // --consumers: only those consumers' queues; --no-consumers: only the main queue; otherwise both.
         const main = names ? undefined : await mainWorker(resources, opts.taskQueue);
         const consumers = opts.consumers === false ? { workers: [], taskQueues: [] } : await consumerWorkers(resources, names ?? []);

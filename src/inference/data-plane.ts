@@ -260,7 +260,11 @@ export class DataPlane {
     }
     let batcher = batchers.get(key);
     if (!batcher) {
-      batcher = new DynamicBatcher<TensorRequest, TensorOutcome>(this.batching, (requests) => this.runTensorBatch(model, requests), (r) => r.rows);
+      batcher = new DynamicBatcher<TensorRequest, TensorOutcome>(
+        this.batching,
+        (requests) => this.runTensorBatch(model, requests),
+        (r) => r.rows,
+      );
       batchers.set(key, batcher);
     }
     return batcher;

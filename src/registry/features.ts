@@ -62,7 +62,8 @@ function toTimestamp(field: string, value: unknown): Date {
   if (value === null || value === undefined) missing(field, value);
   let date: Date | undefined;
   if (value instanceof Date) date = value;
-  else if (typeof value === 'string') date = parseTimestampText(value); else if (typeof value === 'number' && Number.isFinite(value)) date = new Date(value);
+  else if (typeof value === 'string') date = parseTimestampText(value);
+  else if (typeof value === 'number' && Number.isFinite(value)) date = new Date(value);
   if (!date || Number.isNaN(date.getTime())) throw new FieldError(field, `must be a timestamp, got ${describeValue(value)}`);
   return date;
 }

@@ -16,9 +16,7 @@ export interface ModelMetadata {
 }
 
 function describe(meta: readonly InferenceSession.ValueMetadata[]): TensorInfo[] {
-  return meta.map((m) =>
-    m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] },
-  );
+  return meta.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] }));
 }
 
 export function readMetadata(session: InferenceSession): ModelMetadata {

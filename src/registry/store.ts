@@ -55,7 +55,15 @@ export class ModelStore {
   constructor(readonly pool: Pool) {}
 
   /** Stores a new version (the next number for that name) and, optionally, points an alias at it. */
-  async insert(v: { name: string; bytes: Uint8Array; sha256: string; metadata: ModelMetadata; spec: FeatureSpec; metrics: Record<string, number>; alias?: string }): Promise<ModelVersion> {
+  async insert(v: {
+    name: string;
+    bytes: Uint8Array;
+    sha256: string;
+    metadata: ModelMetadata;
+    spec: FeatureSpec;
+    metrics: Record<string, number>;
+    alias?: string;
+  }): Promise<ModelVersion> {
     validateModelName(v.name);
     if (v.alias) validateAlias(v.alias);
     const client = await this.pool.connect();
@@ -68,7 +76,17 @@ export class ModelStore {
       await client.query(
         `INSERT INTO model_versions (name, version, sha256, size_bytes, onnx, inputs, outputs, spec, metrics)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [v.name, version, v.sha256, v.bytes.byteLength, Buffer.from(v.bytes), JSON.stringify(v.metadata.inputs), JSON.stringify(v.metadata.outputs), JSON.stringify(v.spec), JSON.stringify(v.metrics)],
+        [
+          v.name,
+          version,
+          v.sha256,
+          v.bytes.byteLength,
+          Buffer.from(v.bytes),
+          JSON.stringify(v.metadata.inputs),
+          JSON.stringify(v.metadata.outputs),
+          JSON.stringify(v.spec),
+          JSON.stringify(v.metrics),
+        ],
       );
       if (v.alias) await setAlias(client, v.name, v.alias, version);
       await client.query('COMMIT');

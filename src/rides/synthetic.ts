@@ -180,10 +180,7 @@ function pairCongestion(pu: number, dor: number): number {
 }
 
 // relative pickup volume per hour of day (UTC stands in for local time here)
-const HOUR_PROFILE = [
-  0.9, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2.4, 3.2, 3.1, 2.9, 3.0,
-  3.2, 3.3, 3.6, 4.0, 4.3, 4.6, 4.7, 4.2, 3.4, 2.6, 2.0, 1.4,
-];
+const HOUR_PROFILE = [0.9, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2.4, 3.2, 3.1, 2.9, 3.0, 3.2, 3.3, 3.6, 4.0, 4.3, 4.6, 4.7, 4.2, 3.4, 2.6, 2.0, 1.4];
 const HOUR_CUM = (() => {
   const c = new Float64Array(24);
   const total = HOUR_PROFILE.reduce((s, v) => s + v, 0);
@@ -197,10 +194,7 @@ const HOUR_CUM = (() => {
 })();
 
 /** base street speed (mph) by hour: slow at rush hours, fast at night */
-const HOUR_SPEED = [
-  17, 18, 19, 19, 19, 17, 14, 11, 10, 10.5, 11.5, 11.5,
-  11, 11, 10.5, 10, 9.5, 9.5, 10, 11, 12.5, 14, 15, 16,
-];
+const HOUR_SPEED = [17, 18, 19, 19, 19, 17, 14, 11, 10, 10.5, 11.5, 11.5, 11, 11, 10.5, 10, 9.5, 9.5, 10, 11, 12.5, 14, 15, 16];
 
 function sampleHour(u: number): number {
   for (let h = 0; h < 24; h++) if (u < HOUR_CUM[h]!) return h;
@@ -308,7 +302,8 @@ function makeRide(i: number, base: number, streamSeed: number, monthStartDays: n
   const speed = (speedHour * longTripBoost) / pairCongestion(pu, dor);
   let minutes = (2 + (60 * distance) / speed) * Math.exp(0.15 * rng.normal());
   const outlier = rng.next();
-  if (outlier < 0.005) minutes = 0.05 + rng.next() * 0.9; // cancelled / instant
+  if (outlier < 0.005)
+    minutes = 0.05 + rng.next() * 0.9; // cancelled / instant
   else if (outlier < 0.01) minutes = 60 + rng.next() * 400; // forgotten meter
   const durationSeconds = Math.max(1, Math.round(minutes * 60));
   const dropoff = pickup + durationSeconds;

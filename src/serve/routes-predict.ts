@@ -34,7 +34,11 @@ export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Pr
         summary: `Predict the duration of one ride with ${config.defaultModel}`,
         body: RecordSchema,
         response: {
-          200: { type: 'object', required: ['duration', 'model_version'], properties: { duration: { type: 'number', description: 'minutes' }, model_version: { type: 'integer' } } },
+          200: {
+            type: 'object',
+            required: ['duration', 'model_version'],
+            properties: { duration: { type: 'number', description: 'minutes' }, model_version: { type: 'integer' } },
+          },
           ...errorResponses,
         },
       },

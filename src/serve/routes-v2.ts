@@ -102,13 +102,26 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
     return ctx.plane.model(params.version ? `${params.name}@${Number(params.version)}` : params.name);
   }
 
-  app.get('/v2', { schema: { tags, summary: 'Server metadata', response: { 200: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, extensions: { type: 'array', items: { type: 'string' } } } } } } }, async () => ({
-    name: 'mldeploy',
-    version: ctx.version,
-    extensions: [],
-  }));
+  app.get(
+    '/v2',
+    {
+      schema: {
+        tags,
+        summary: 'Server metadata',
+        response: { 200: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, extensions: { type: 'array', items: { type: 'string' } } } } },
+      },
+    },
+    async () => ({
+      name: 'mldeploy',
+      version: ctx.version,
+      extensions: [],
+    }),
+  );
 
-  const healthResponse = { 200: { type: 'object', properties: { live: { type: 'boolean' }, ready: { type: 'boolean' } } }, 503: { type: 'object', properties: { ready: { type: 'boolean' } } } };
+  const healthResponse = {
+    200: { type: 'object', properties: { live: { type: 'boolean' }, ready: { type: 'boolean' } } },
+    503: { type: 'object', properties: { ready: { type: 'boolean' } } },
+  };
   app.get('/v2/health/live', { schema: { tags, summary: 'Liveness', response: healthResponse } }, async () => ({ live: true }));
   app.get('/v2/health/ready', { schema: { tags, summary: 'Readiness (the default models are loaded)', response: healthResponse } }, async (_request, reply) =>
     reply.code(ctx.resolver.ready() ? 200 : 503).send({ ready: ctx.resolver.ready() }),
@@ -163,7 +176,7 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
   };
   const inferSchema = {
     tags,
-    summary: "Run the model on its raw input tensors (JSON; tritonclient.http needs binary_data=False)",
+    summary: 'Run the model on its raw input tensors (JSON; tritonclient.http needs binary_data=False)',
     params: NameParams,
     body: InferRequestSchema,
     response: { 200: InferResponseSchema, ...errorResponses },

@@ -87,7 +87,8 @@ export function toFeeds(inputs: V2InputTensor[], model: TensorInfo[], maxBatch: 
     const datatype = datatypeOf(info.type);
     if (input.datatype !== datatype) throw badRequest(`input '${input.name}' has datatype ${datatype}, not ${input.datatype}`);
     const declared = v2Shape(info);
-    if (input.shape.length !== declared.length) throw badRequest(`input '${input.name}' has shape [${declared.join(', ')}]; got rank ${input.shape.length}, not ${declared.length}`);
+    if (input.shape.length !== declared.length)
+      throw badRequest(`input '${input.name}' has shape [${declared.join(', ')}]; got rank ${input.shape.length}, not ${declared.length}`);
     input.shape.forEach((d, i) => {
       if (declared[i] !== -1 && d !== declared[i]) throw badRequest(`input '${input.name}' has shape [${declared.join(', ')}]; dimension ${i} must be ${declared[i]}, not ${d}`);
     });

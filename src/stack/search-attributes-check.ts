@@ -52,7 +52,9 @@ function describeProblem(namespace: string, missing: Key[], mistyped: Key[]): st
     );
   }
   for (const key of mistyped) {
-    lines.push(`search attribute ${key.name} in namespace ${namespace} has another type than ${CLI_TYPE_NAMES[key.type]}; a search attribute's type cannot change: delete and re-create it, or use another namespace`);
+    lines.push(
+      `search attribute ${key.name} in namespace ${namespace} has another type than ${CLI_TYPE_NAMES[key.type]}; a search attribute's type cannot change: delete and re-create it, or use another namespace`,
+    );
   }
   return lines.join('\n');
 }
@@ -82,7 +84,10 @@ export async function checkSearchAttributes(client: OperatorClient, namespace: s
     ({ customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace }));
   } catch (err) {
     if ((err as { code?: number }).code !== PERMISSION_DENIED) throw err;
-    log.warn({ namespace }, `cannot list the search attributes of namespace ${namespace} with these credentials; make sure ${required.map((k) => k.name).join(', ')} are registered`);
+    log.warn(
+      { namespace },
+      `cannot list the search attributes of namespace ${namespace} with these credentials; make sure ${required.map((k) => k.name).join(', ')} are registered`,
+    );
     return;
   }
   const { missing, mistyped } = findSearchAttributeProblems(customAttributes ?? {}, required);

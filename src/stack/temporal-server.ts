@@ -67,10 +67,14 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningTem
   });
   const address = `127.0.0.1:${opts.port}`;
   try {
-    await waitFor('the Temporal dev server', async () => {
-      if (child.exitCode !== null) throw new Error(`temporal server exited (${child.exitCode}): ${stderr}`);
-      return (await isPortOpen(opts.port)) && (await canConnect(address));
-    }, 60_000);
+    await waitFor(
+      'the Temporal dev server',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`temporal server exited (${child.exitCode}): ${stderr}`);
+        return (await isPortOpen(opts.port)) && (await canConnect(address));
+      },
+      60_000,
+    );
   } catch (err) {
     child.kill('SIGKILL');
     throw err;

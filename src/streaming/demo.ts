@@ -8,6 +8,8 @@ export async function demoEvent(ingress: EventIngress, waitMs: number): Promise<
   const result = await ingress.emit(DEMO_EVENT, { wait: true, waitMs });
   if (result.status !== 'done') return `demo event ${result.eventId}: no decision within ${waitMs} ms (workflow ${result.workflowId})`;
   const d = result.decision;
-  const predictions = Object.entries(d.predictions).map(([consumer, value]) => `${consumer} ${value.toFixed(2)}`).join(', ');
+  const predictions = Object.entries(d.predictions)
+    .map(([consumer, value]) => `${consumer} ${value.toFixed(2)}`)
+    .join(', ');
   return `demo event ride_started ${d.eventId}: ${d.status}, action ${d.action ?? 'none'} (${predictions}; ${d.reasons.join('; ')})`;
 }

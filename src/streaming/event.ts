@@ -64,7 +64,8 @@ export function parseEvent(raw: unknown, now = new Date()): StreamEvent {
   }
   if (size > MAX_PAYLOAD_BYTES) throw new EventError(`invalid event: payload is ${size} bytes, the limit is ${MAX_PAYLOAD_BYTES}`);
   const unstorable = unstorableText(e.payload);
-  if (unstorable !== undefined) throw new EventError(`invalid event: payload text ${JSON.stringify(unstorable.slice(0, 40))} holds a NUL character or an unpaired UTF-16 surrogate`);
+  if (unstorable !== undefined)
+    throw new EventError(`invalid event: payload text ${JSON.stringify(unstorable.slice(0, 40))} holds a NUL character or an unpaired UTF-16 surrogate`);
   const event: StreamEvent = { id: e.id ?? randomUUID(), type: e.type, payload: e.payload, time: e.time ? new Date(e.time).toISOString() : now.toISOString() };
   if (e.callbackUrl) event.callbackUrl = e.callbackUrl;
   return event;

@@ -93,10 +93,12 @@ export class PostgresInboundLog implements InboundLog {
     while (queue.pending.length > 0) {
       const batch = queue.pending.splice(0, MAX_APPEND_BATCH);
       try {
-        const { rows } = await this.pool.query(
-          'SELECT item, stored_partition, stored_offset, created FROM mldeploy_inbound_append($1, $2::text[], $3::int[], $4::jsonb[])',
-          [log, batch.map((a) => a.id), batch.map((a) => a.partition), batch.map((a) => a.event)],
-        );
+        const { rows } = await this.pool.query('SELECT item, stored_partition, stored_offset, created FROM mldeploy_inbound_append($1, $2::text[], $3::int[], $4::jsonb[])', [
+          log,
+          batch.map((a) => a.id),
+          batch.map((a) => a.partition),
+          batch.map((a) => a.event),
+        ]);
         for (const row of rows) batch[row.item - 1].resolve({ partition: row.stored_partition, offset: row.stored_offset, created: row.created });
       } catch (err) {
         for (const a of batch) a.reject(err as Error);
@@ -153,10 +155,11 @@ export class PostgresInboundLog implements InboundLog {
   }
 
   async commit(type: string, partition: number, offset: number): Promise<void> {
-    await this.pool.query(
-      'UPDATE inbound_heads SET committed_offset = $3, committed_at = now() WHERE log = $1 AND partition = $2 AND committed_offset < $3',
-      [this.log(type), partition, offset],
-    );
+    await this.pool.query('UPDATE inbound_heads SET committed_offset = $3, committed_at = now() WHERE log = $1 AND partition = $2 AND committed_offset < $3', [
+      this.log(type),
+      partition,
+      offset,
+    ]);
   }
 
   async partitions(type: string): Promise<Map<number, PartitionHead>> {

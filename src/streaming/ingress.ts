@@ -69,7 +69,13 @@ export class EventIngress {
     const route = (await this.currentRouting()).events[event.type];
     if (route?.mode !== 'batched') {
       // Per-event mode, and unknown types (their workflow rejects them with the reason).
-      return emitEvent(this.deps.client, event, { taskQueue: this.deps.taskQueue, wait: options.wait, waitMs: options.waitMs ?? this.deps.waitMs, eagerClient: this.deps.eagerClient, callbackHosts: this.deps.callbackHosts });
+      return emitEvent(this.deps.client, event, {
+        taskQueue: this.deps.taskQueue,
+        wait: options.wait,
+        waitMs: options.waitMs ?? this.deps.waitMs,
+        eagerClient: this.deps.eagerClient,
+        callbackHosts: this.deps.callbackHosts,
+      });
     }
     return this.emitBatched(event, route, options);
   }
@@ -89,7 +95,13 @@ export class EventIngress {
       throw new IngressUnavailableError(`the inbound event log cannot take events right now: ${(err as Error).message}`);
     }
     this.ensurePartitions(event.type, route.partitions);
-    const base = { eventId: event.id, type: event.type, workflowId: partitionWorkflowId(this.deps.namespace, event.type, stored.partition), partition: stored.partition, offset: stored.offset };
+    const base = {
+      eventId: event.id,
+      type: event.type,
+      workflowId: partitionWorkflowId(this.deps.namespace, event.type, stored.partition),
+      partition: stored.partition,
+      offset: stored.offset,
+    };
     if (!expected) return { status: 'accepted', ...base };
     const waitMs = options.waitMs ?? this.deps.waitMs;
     let decision: Decision | undefined;

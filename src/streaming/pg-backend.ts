@@ -57,10 +57,11 @@ export class PostgresStreamBackend implements StreamBackend {
     while (queue.pending.length > 0) {
       const batch = queue.pending.splice(0, MAX_BATCH);
       try {
-        const { rows } = await this.pool.query(
-          'SELECT item, stored_offset, stored_record, created FROM mldeploy_stream_append($1, $2::text[], $3::jsonb[])',
-          [this.key(stream), batch.map((a) => a.id), batch.map((a) => JSON.stringify(a.value))],
-        );
+        const { rows } = await this.pool.query('SELECT item, stored_offset, stored_record, created FROM mldeploy_stream_append($1, $2::text[], $3::jsonb[])', [
+          this.key(stream),
+          batch.map((a) => a.id),
+          batch.map((a) => JSON.stringify(a.value)),
+        ]);
         for (const row of rows) {
           const append = batch[row.item - 1];
           // The stored record comes back only for ids already in the stream.
@@ -74,10 +75,11 @@ export class PostgresStreamBackend implements StreamBackend {
   }
 
   async read<T>(stream: StreamName, after: number, limit: number): Promise<StoredRecord<T>[]> {
-    const { rows } = await this.pool.query(
-      'SELECT stream_offset, record_id, record FROM stream_records WHERE stream = $1 AND stream_offset > $2 ORDER BY stream_offset LIMIT $3',
-      [this.key(stream), after, limit],
-    );
+    const { rows } = await this.pool.query('SELECT stream_offset, record_id, record FROM stream_records WHERE stream = $1 AND stream_offset > $2 ORDER BY stream_offset LIMIT $3', [
+      this.key(stream),
+      after,
+      limit,
+    ]);
     return rows.map((r) => ({ offset: r.stream_offset, id: r.record_id, value: r.record }));
   }
 

@@ -43,5 +43,15 @@ export function decide(event: Pick<StreamEvent, 'id' | 'type'>, policy: Decision
 }
 
 export function rejection(event: Pick<StreamEvent, 'id' | 'type'>, reasons: string[], now: Date): Decision {
-  return { id: decisionRecordId(event.type, event.id), eventId: event.id, eventType: event.type, status: 'rejected', action: null, reasons, predictions: {}, missing: [], time: now.toISOString() };
+  return {
+    id: decisionRecordId(event.type, event.id),
+    eventId: event.id,
+    eventType: event.type,
+    status: 'rejected',
+    action: null,
+    reasons,
+    predictions: {},
+    missing: [],
+    time: now.toISOString(),
+  };
 }

@@ -56,9 +56,7 @@ export interface PredictionRecord {
   time: string;
 }
 
-export type ConsumerOutcome =
-  | { consumer: string; status: 'ok'; prediction: number; model: ModelId }
-  | { consumer: string; status: 'missing'; required: boolean; reason: string };
+export type ConsumerOutcome = { consumer: string; status: 'ok'; prediction: number; model: ModelId } | { consumer: string; status: 'missing'; required: boolean; reason: string };
 
 export type DecisionStatus = 'decided' | 'failed' | 'rejected';
 

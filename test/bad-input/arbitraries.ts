@@ -82,7 +82,23 @@ export const badRecord: fc.Arbitrary<Record<string, unknown>> = fc
   .chain((r) => fc.dictionary(key, nastyValue, { maxKeys: 3 }).map((extra) => ({ ...extra, ...r })));
 
 /** Number tokens JSON.parse accepts but JSON.stringify never writes, and ones it rejects. */
-const RAW_NUMBER_TOKENS = ['1e400', '-1e400', '1E+999', '-0', '-0.0', '1e-400', '0.0000000000000000000000001', '123456789012345678901234567890', 'NaN', 'Infinity', '-Infinity', '+1', '01', '.5', '0x1F'];
+const RAW_NUMBER_TOKENS = [
+  '1e400',
+  '-1e400',
+  '1E+999',
+  '-0',
+  '-0.0',
+  '1e-400',
+  '0.0000000000000000000000001',
+  '123456789012345678901234567890',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '+1',
+  '01',
+  '.5',
+  '0x1F',
+];
 
 /** JSON text (or almost): rides with raw number tokens, truncated and deeply nested documents. */
 export const jsonishText: fc.Arbitrary<string> = fc.oneof(
@@ -96,7 +112,22 @@ export const jsonishText: fc.Arbitrary<string> = fc.oneof(
   fc.integer({ min: 1, max: 50_000 }).map((n) => '['.repeat(n) + ']'.repeat(n)),
   fc.integer({ min: 1, max: 5_000 }).map((n) => '{"a":'.repeat(n) + '1' + '}'.repeat(n)),
   fc.integer({ min: 1, max: 5_000 }).map((n) => '{"PULocationID":10,"DOLocationID":50,"trip_distance":' + '['.repeat(n) + '1' + ']'.repeat(n) + '}'),
-  fc.constantFrom('', ' ', 'null', 'true', '0', '"ride"', '[]', '{}', '{"PULocationID":10,}', "{'PULocationID':10}", '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}', '\ufeff{}', '{"a":1}{"b":2}'),
+  fc.constantFrom(
+    '',
+    ' ',
+    'null',
+    'true',
+    '0',
+    '"ride"',
+    '[]',
+    '{}',
+    '{"PULocationID":10,}',
+    "{'PULocationID':10}",
+    '{"__proto__":{"x":1}}',
+    '{"constructor":{"prototype":{"x":1}}}',
+    '\ufeff{}',
+    '{"a":1}{"b":2}',
+  ),
 );
 
 /** Bytes that are not valid UTF-8 (lone continuation bytes, overlongs, surrogates, truncated sequences). */

@@ -35,7 +35,15 @@ async function mldeploy(args: string[]) {
 
 const model = uniqueName('cli-bad');
 const score = (over: Record<string, string>) => {
-  const flags: Record<string, string> = { '--model': `${model}@production`, '--source': 'ride_durations', '--id-column': 'ride_id', '--timestamp-column': 'lpep_pickup_datetime', '--from': '2024-01', '--to': '2024-02', ...over };
+  const flags: Record<string, string> = {
+    '--model': `${model}@production`,
+    '--source': 'ride_durations',
+    '--id-column': 'ride_id',
+    '--timestamp-column': 'lpep_pickup_datetime',
+    '--from': '2024-01',
+    '--to': '2024-02',
+    ...over,
+  };
   return ['score', ...Object.entries(flags).flat(), '--detach'];
 };
 

@@ -58,7 +58,10 @@ afterAll(async () => {
 const POISONED = /"__proto__"|"constructor"\s*:\s*\{/;
 
 /** Percent-encodes the UTF-8 bytes of a path segment (lone surrogates become U+FFFD, as a client would send). */
-const segment = (text: string) => [...Buffer.from(text, 'utf8')].map((b) => (/[A-Za-z0-9._~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0').toUpperCase()}`)).join('');
+const segment = (text: string) =>
+  [...Buffer.from(text, 'utf8')]
+    .map((b) => (/[A-Za-z0-9._~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0').toUpperCase()}`))
+    .join('');
 
 const nextRequestId = () => `${tag}-${++requestCounter}`;
 
@@ -131,22 +134,29 @@ describe('bad input over HTTP', () => {
   it('POST /predict: raw JSON text (1e400, -0, NaN, truncated, deep nesting) and invalid UTF-8 under any content type', async () => {
     let i = 0;
     await fc.assert(
-      fc.asyncProperty(fc.oneof(jsonishText.map((t) => Buffer.from(t)), rawBytes), contentType, async (bytes, type) => {
-        tally.add('/predict: raw text, bytes and content types');
-        const [answer] = await Promise.all([post('/predict', bytes, type), ++i % 10 === 0 ? validPredict(i) : undefined]);
-        const text = bytes.toString('utf8');
-        const isJson = type !== null && /^application\/json(;\s*charset=utf-8)?$/i.test(type);
-        let value: unknown;
-        try {
-          value = JSON.parse(text);
-        } catch {
-          checkAnswer(answer, `/predict raw ${text.slice(0, 100)}`);
-          expect(answer.status).toBeGreaterThanOrEqual(400);
-          return;
-        }
-        if (isJson && text.trim() !== '') await expectPredictAgrees(value, answer, text);
-        else if (checkAnswer(answer, `/predict ${type} ${text.slice(0, 100)}`) !== undefined) scored.set(answer.requestId, 1);
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          jsonishText.map((t) => Buffer.from(t)),
+          rawBytes,
+        ),
+        contentType,
+        async (bytes, type) => {
+          tally.add('/predict: raw text, bytes and content types');
+          const [answer] = await Promise.all([post('/predict', bytes, type), ++i % 10 === 0 ? validPredict(i) : undefined]);
+          const text = bytes.toString('utf8');
+          const isJson = type !== null && /^application\/json(;\s*charset=utf-8)?$/i.test(type);
+          let value: unknown;
+          try {
+            value = JSON.parse(text);
+          } catch {
+            checkAnswer(answer, `/predict raw ${text.slice(0, 100)}`);
+            expect(answer.status).toBeGreaterThanOrEqual(400);
+            return;
+          }
+          if (isJson && text.trim() !== '') await expectPredictAgrees(value, answer, text);
+          else if (checkAnswer(answer, `/predict ${type} ${text.slice(0, 100)}`) !== undefined) scored.set(answer.requestId, 1);
+        },
+      ),
       runs(1_000),
     );
   });
@@ -155,9 +165,26 @@ describe('bad input over HTTP', () => {
     const refs = fc.oneof(
       { weight: 3, arbitrary: fc.constantFrom(`${'@'}valid`, `${'@'}valid@production`, `${'@'}valid@1`) },
       { weight: 2, arbitrary: nastyString.filter((s) => s.length < 2_000) },
-      { weight: 1, arbitrary: fc.constantFrom(`nope-${tag}`, `nope-${tag}@production`, `@valid@999`, '@valid@0', '@valid@99999999999999999999', '@valid@@x', '@valid@prod uction', 'x'.repeat(201)) },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(
+          `nope-${tag}`,
+          `nope-${tag}@production`,
+          `@valid@999`,
+          '@valid@0',
+          '@valid@99999999999999999999',
+          '@valid@@x',
+          '@valid@prod uction',
+          'x'.repeat(201),
+        ),
+      },
     );
-    const bodies = fc.oneof({ weight: 2, arbitrary: badRecord }, { weight: 2, arbitrary: fc.array(badRecord, { maxLength: 20 }) }, { weight: 1, arbitrary: nastyValue }, { weight: 1, arbitrary: fc.array(fc.constant(RIDES[0]), { minLength: 1_001, maxLength: 1_010 }) });
+    const bodies = fc.oneof(
+      { weight: 2, arbitrary: badRecord },
+      { weight: 2, arbitrary: fc.array(badRecord, { maxLength: 20 }) },
+      { weight: 1, arbitrary: nastyValue },
+      { weight: 1, arbitrary: fc.array(fc.constant(RIDES[0]), { minLength: 1_001, maxLength: 1_010 }) },
+    );
     let i = 0;
     await fc.assert(
       fc.asyncProperty(refs, bodies, async (rawRef, value) => {
@@ -169,7 +196,7 @@ describe('bad input over HTTP', () => {
         const knownRef = [modelName, `${modelName}@production`, `${modelName}@1`].includes(ref);
         const parsed = JSON.parse(text);
         if (!knownRef || parsed === null || typeof parsed !== 'object' || (POISONED.test(text) && answer.status === 400)) {
-          if (!knownRef || !Array.isArray(parsed) && (parsed === null || typeof parsed !== 'object')) expect(answer.status).toBeGreaterThanOrEqual(400);
+          if (!knownRef || (!Array.isArray(parsed) && (parsed === null || typeof parsed !== 'object'))) expect(answer.status).toBeGreaterThanOrEqual(400);
           return;
         }
         const records: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
@@ -202,17 +229,34 @@ describe('bad input over HTTP', () => {
         name: fc.oneof(fc.constantFrom('PU_DO', 'trip_distance'), nastyValue),
         shape: fc.oneof(fc.constant([1, 1]), fc.array(fc.oneof(fc.integer({ min: -2, max: 3 }), fc.constantFrom(1e9, 2 ** 53, 1e300, 0.5)), { maxLength: 9 }), nastyValue),
         datatype: fc.oneof(fc.constantFrom('BYTES', 'FP32', 'FP64', 'INT64', 'BOOL', 'FP16', 'UINT8'), nastyValue),
-        data: fc.oneof(fc.array(nastyValue, { maxLength: 4 }), fc.constant(['10_50']), fc.constant([[4]]), nastyValue, fc.integer({ min: 0, max: 40 }).map((n) => [JSON.parse('['.repeat(n) + '1' + ']'.repeat(n))])),
+        data: fc.oneof(
+          fc.array(nastyValue, { maxLength: 4 }),
+          fc.constant(['10_50']),
+          fc.constant([[4]]),
+          nastyValue,
+          fc.integer({ min: 0, max: 40 }).map((n) => [JSON.parse('['.repeat(n) + '1' + ']'.repeat(n))]),
+        ),
         parameters: nastyValue,
       },
       { requiredKeys: [] },
     );
     const bodies = fc.oneof(
       fc.tuple(fc.nat(RIDES.length - 1), fc.nat(1), tensor).map(([r, k, t]) => ({ inputs: validTensors(RIDES[r]).map((v, j) => (j === k ? { ...v, ...t } : v)) })),
-      fc.record({ id: nastyValue, inputs: fc.oneof(fc.array(tensor, { maxLength: 3 }), nastyValue), outputs: fc.oneof(fc.array(fc.record({ name: nastyValue }), { maxLength: 2 }), nastyValue) }, { requiredKeys: [] }),
+      fc.record(
+        {
+          id: nastyValue,
+          inputs: fc.oneof(fc.array(tensor, { maxLength: 3 }), nastyValue),
+          outputs: fc.oneof(fc.array(fc.record({ name: nastyValue }), { maxLength: 2 }), nastyValue),
+        },
+        { requiredKeys: [] },
+      ),
       nastyValue,
     );
-    const names = fc.oneof({ weight: 3, arbitrary: fc.constant('@valid') }, { weight: 1, arbitrary: nastyString.filter((s) => s.length > 0 && s.length < 1_000) }, { weight: 1, arbitrary: fc.constant(`nope-${tag}`) });
+    const names = fc.oneof(
+      { weight: 3, arbitrary: fc.constant('@valid') },
+      { weight: 1, arbitrary: nastyString.filter((s) => s.length > 0 && s.length < 1_000) },
+      { weight: 1, arbitrary: fc.constant(`nope-${tag}`) },
+    );
     let i = 0;
     await fc.assert(
       fc.asyncProperty(names, bodies, async (rawName, value) => {
@@ -248,12 +292,30 @@ describe('bad input over HTTP', () => {
     const event = fc.record({
       id: fc.oneof(fc.constant('@id'), fc.constant(undefined), invalidId),
       type: fc.oneof(fc.constantFrom('ride_started', 'ride_batched', UNKNOWN_TYPE), invalidType),
-      payload: fc.oneof(fc.record({ ride: badRecord }), fc.dictionary(nastyString.filter((s) => s.length < 100), nastyValue, { maxKeys: 3 }), nastyValue),
+      payload: fc.oneof(
+        fc.record({ ride: badRecord }),
+        fc.dictionary(
+          nastyString.filter((s) => s.length < 100),
+          nastyValue,
+          { maxKeys: 3 },
+        ),
+        nastyValue,
+      ),
       time: fc.oneof(fc.constant(undefined), fc.constant('2024-01-01T10:00:00Z'), fc.constantFrom('2024-13-45T99:00:00Z', 'yesterday'), nastyValue),
-      callbackUrl: sometimes(fc.oneof(fc.constantFrom('ftp://x', 'javascript:alert(1)', 'not a url'), nastyValue.filter((v) => !(typeof v === 'string' && /^https?:/i.test(v))))),
+      callbackUrl: sometimes(
+        fc.oneof(
+          fc.constantFrom('ftp://x', 'javascript:alert(1)', 'not a url'),
+          nastyValue.filter((v) => !(typeof v === 'string' && /^https?:/i.test(v))),
+        ),
+      ),
       extra: sometimes(nastyValue),
     });
-    const bodies = fc.oneof({ weight: 6, arbitrary: event.map((e) => JSON.stringify(e)) }, { weight: 1, arbitrary: nastyValue.map((v) => JSON.stringify(v) ?? 'null') }, { weight: 1, arbitrary: jsonishText }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 30_000 }).map((n) => `{"type":"ride_started","payload":{"ride":${'['.repeat(n)}${']'.repeat(n)}}}`) });
+    const bodies = fc.oneof(
+      { weight: 6, arbitrary: event.map((e) => JSON.stringify(e)) },
+      { weight: 1, arbitrary: nastyValue.map((v) => JSON.stringify(v) ?? 'null') },
+      { weight: 1, arbitrary: jsonishText },
+      { weight: 1, arbitrary: fc.integer({ min: 1, max: 30_000 }).map((n) => `{"type":"ride_started","payload":{"ride":${'['.repeat(n)}${']'.repeat(n)}}}`) },
+    );
     const accepted = new Set<string>();
     /** Batched-mode events accepted: appended to the inbound log, not workflow starts. */
     const batchedAccepted = new Set<string>();
@@ -262,33 +324,40 @@ describe('bad input over HTTP', () => {
     const decisions: Array<Promise<void>> = [];
     let i = 0;
     await fc.assert(
-      fc.asyncProperty(bodies, fc.oneof({ weight: 1, arbitrary: rawBytes.map((b) => ({ bytes: b })) }, { weight: 3, arbitrary: fc.constant(undefined) }), fc.constantFrom('', '?wait=maybe', '?wait=', '?wait=false', '?wait[]=1'), contentType, async (text, raw, query, type) => {
-        tally.add('/v1/events: events, raw bytes, flags, content types');
-        const id = `${tag}-ev-${++i}`;
-        const payload = raw ? raw.bytes : Buffer.from(text.replace('"@id"', JSON.stringify(id)));
-        const answer = await post(`/v1/events${query}`, payload, raw || i % 3 === 0 ? type : 'application/json');
-        const body = checkAnswer(answer, `events ${query} ${type} ${payload.toString('utf8').slice(0, 200)}`) as { workflowId: string; type: string; eventId: string } | undefined;
-        if (body) {
-          expect([200, 202]).toContain(answer.status);
-          if (body.type === 'ride_batched') batchedAccepted.add(body.eventId);
-          else accepted.add(body.workflowId);
-          if (body.type === UNKNOWN_TYPE) unknownAccepted.add(body.eventId);
-        } else if (payload.includes(id)) taggedRejected.push(id);
-        if (i % 100 === 0) {
-          const ride = RIDES[i % RIDES.length];
-          const validId = `${tag}-valid-${i}`;
-          decisions.push(
-            (async () => {
-              const res = await post('/v1/events?wait=true', JSON.stringify({ id: validId, type: 'ride_started', payload: { ride } }));
-              expect(res.status, res.text).toBe(200);
-              const result = JSON.parse(res.text);
-              accepted.add(result.workflowId);
-              expect(result.decision.predictions.duration).toBeCloseTo((await oracle.predict([ride])).predictions[0]!, 4);
-              tally.add('valid events interleaved (decided)');
-            })(),
-          );
-        }
-      }),
+      fc.asyncProperty(
+        bodies,
+        fc.oneof({ weight: 1, arbitrary: rawBytes.map((b) => ({ bytes: b })) }, { weight: 3, arbitrary: fc.constant(undefined) }),
+        fc.constantFrom('', '?wait=maybe', '?wait=', '?wait=false', '?wait[]=1'),
+        contentType,
+        async (text, raw, query, type) => {
+          tally.add('/v1/events: events, raw bytes, flags, content types');
+          const id = `${tag}-ev-${++i}`;
+          const payload = raw ? raw.bytes : Buffer.from(text.replace('"@id"', JSON.stringify(id)));
+          const answer = await post(`/v1/events${query}`, payload, raw || i % 3 === 0 ? type : 'application/json');
+          const body = checkAnswer(answer, `events ${query} ${type} ${payload.toString('utf8').slice(0, 200)}`) as
+            { workflowId: string; type: string; eventId: string } | undefined;
+          if (body) {
+            expect([200, 202]).toContain(answer.status);
+            if (body.type === 'ride_batched') batchedAccepted.add(body.eventId);
+            else accepted.add(body.workflowId);
+            if (body.type === UNKNOWN_TYPE) unknownAccepted.add(body.eventId);
+          } else if (payload.includes(id)) taggedRejected.push(id);
+          if (i % 100 === 0) {
+            const ride = RIDES[i % RIDES.length];
+            const validId = `${tag}-valid-${i}`;
+            decisions.push(
+              (async () => {
+                const res = await post('/v1/events?wait=true', JSON.stringify({ id: validId, type: 'ride_started', payload: { ride } }));
+                expect(res.status, res.text).toBe(200);
+                const result = JSON.parse(res.text);
+                accepted.add(result.workflowId);
+                expect(result.decision.predictions.duration).toBeCloseTo((await oracle.predict([ride])).predictions[0]!, 4);
+                tally.add('valid events interleaved (decided)');
+              })(),
+            );
+          }
+        },
+      ),
       runs(1_500),
     );
     await Promise.all(decisions);
@@ -324,6 +393,9 @@ describe('bad input over HTTP', () => {
     expect(logged).toEqual(scored);
     const leaked = rejectedIds.filter((id) => logged.has(id));
     expect(leaked).toEqual([]);
-    tally.add('prediction-log rows checked', [...logged.values()].reduce((a, b) => a + b, 0));
+    tally.add(
+      'prediction-log rows checked',
+      [...logged.values()].reduce((a, b) => a + b, 0),
+    );
   });
 });

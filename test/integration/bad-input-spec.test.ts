@@ -24,7 +24,9 @@ const VALID_SPEC = spec as { inputs: object[]; derived: object[]; output: object
 /** The valid spec with one part replaced, deleted or extended: most are near misses. */
 const mutatedSpec = fc.oneof(
   fc.tuple(fc.constantFrom('derived', 'inputs', 'output', 'example', 'metrics', 'extra'), nastyValue).map(([k, v]) => ({ ...VALID_SPEC, [k]: v })),
-  fc.tuple(fc.constantFrom(0, 1), fc.constantFrom('name', 'dtype', 'fields'), nastyValue).map(([i, k, v]) => ({ ...VALID_SPEC, inputs: VALID_SPEC.inputs.map((input: object, j: number) => (j === i ? { ...input, [k]: v } : input)) })),
+  fc
+    .tuple(fc.constantFrom(0, 1), fc.constantFrom('name', 'dtype', 'fields'), nastyValue)
+    .map(([i, k, v]) => ({ ...VALID_SPEC, inputs: VALID_SPEC.inputs.map((input: object, j: number) => (j === i ? { ...input, [k]: v } : input)) })),
   fc.tuple(fc.constantFrom('name', 'op', 'fields', 'separator', 'field'), nastyValue).map(([k, v]) => ({ ...VALID_SPEC, derived: [{ ...VALID_SPEC.derived[0], [k]: v }] })),
   fc.tuple(fc.constantFrom('name', 'index', 'clip'), nastyValue).map(([k, v]) => ({ ...VALID_SPEC, output: { ...VALID_SPEC.output, [k]: v } })),
   fc.dictionary(key, nastyValue, { maxKeys: 4 }).map((example) => ({ ...VALID_SPEC, example })),
@@ -35,13 +37,21 @@ const mutatedSpec = fc.oneof(
     { ...VALID_SPEC, output: { clip: { min: 10, max: 1 } } },
     { ...VALID_SPEC, inputs: [...VALID_SPEC.inputs, VALID_SPEC.inputs[0]] },
     { ...VALID_SPEC, inputs: [{ name: 'trip_distance', dtype: 'float32', fields: ['trip_distance', 'trip_distance'] }] },
-    { inputs: [{ name: 'PU_DO', dtype: 'string', fields: ['PU_DO'] }, { name: 'trip_distance', dtype: 'float32', fields: ['trip_distance'] }] },
+    {
+      inputs: [
+        { name: 'PU_DO', dtype: 'string', fields: ['PU_DO'] },
+        { name: 'trip_distance', dtype: 'float32', fields: ['trip_distance'] },
+      ],
+    },
   ),
 );
 const anySpec = fc.oneof({ weight: 4, arbitrary: mutatedSpec }, { weight: 1, arbitrary: nastyValue });
 
 function expectClear(err: unknown, ...types: Array<new (...args: never[]) => Error>) {
-  expect(types.some((t) => err instanceof t), `unexpected ${(err as Error)?.name}: ${(err as Error)?.message}`).toBe(true);
+  expect(
+    types.some((t) => err instanceof t),
+    `unexpected ${(err as Error)?.name}: ${(err as Error)?.message}`,
+  ).toBe(true);
   expect((err as Error).message.trim().length).toBeGreaterThan(10);
 }
 

@@ -41,10 +41,14 @@ describe('batch schedules', () => {
     try {
       // Scheduled times 2 Feb, 2 Mar and 2 Apr score January, February and March.
       await backfillSchedule(env.client, scheduleId, new Date('2023-02-01T00:00:00Z'), new Date('2023-05-01T00:00:00Z'));
-      await waitUntil('three finished runs', async () => {
-        const { rows } = await env.pool.query(`SELECT count(*)::int AS n FROM batch_runs WHERE job = $1 AND status = 'succeeded'`, [jobName]);
-        return rows[0].n === 3;
-      }, 90_000);
+      await waitUntil(
+        'three finished runs',
+        async () => {
+          const { rows } = await env.pool.query(`SELECT count(*)::int AS n FROM batch_runs WHERE job = $1 AND status = 'succeeded'`, [jobName]);
+          return rows[0].n === 3;
+        },
+        90_000,
+      );
       const runs = await env.pool.query('SELECT window_start, window_end, rows_scored FROM batch_runs WHERE job = $1 ORDER BY window_start', [jobName]);
       expect(runs.rows.map((r) => [r.window_start.toISOString().slice(0, 7), Number(r.rows_scored)])).toEqual([
         ['2023-01', 1_000],

@@ -13,9 +13,7 @@ export async function ridesTable(pool: Pool, months: Record<string, number>): Pr
   const view = `${table}_d`;
   await pool.query(`CREATE TABLE ${table} (LIKE rides INCLUDING ALL)`);
   for (const [month, rows] of Object.entries(months)) await seedRides(pool, { rows, month, table });
-  await pool.query(
-    `CREATE VIEW ${view} AS SELECT r.*, extract(epoch FROM (lpep_dropoff_datetime - lpep_pickup_datetime)) / 60.0 AS duration FROM ${table} r`,
-  );
+  await pool.query(`CREATE VIEW ${view} AS SELECT r.*, extract(epoch FROM (lpep_dropoff_datetime - lpep_pickup_datetime)) / 60.0 AS duration FROM ${table} r`);
   return { table, view };
 }
 
@@ -28,13 +26,22 @@ export interface WorkerProcess {
 export async function spawnWorker(env: TestEnv, taskQueue: string): Promise<WorkerProcess> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-worker-'));
   const child = spawn(process.execPath, ['bin/mldeploy.js', 'worker'], {
-    env: { ...process.env, TEMPORAL_ADDRESS: env.temporalAddress, DATABASE_URL: env.databaseUrl, MLDEPLOY_TASK_QUEUE: taskQueue, MLDEPLOY_DATA_DIR: dataDir, MLDEPLOY_LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: env.temporalAddress,
+      DATABASE_URL: env.databaseUrl,
+      MLDEPLOY_TASK_QUEUE: taskQueue,
+      MLDEPLOY_DATA_DIR: dataDir,
+      MLDEPLOY_LOG_LEVEL: 'warn',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  exited.then((code) => { if (code !== 0 && code !== null) process.stderr.write(`WORKER EXIT ${code}: ${stderr}\n`); });
+  exited.then((code) => {
+    if (code !== 0 && code !== null) process.stderr.write(`WORKER EXIT ${code}: ${stderr}\n`);
+  });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d) => String(d).includes('worker polling') && resolve());
     exited.then((code) => reject(new Error(`worker exited (${code}) before polling: ${stderr}`)));

@@ -64,7 +64,11 @@ describe('batch scoring', () => {
       );
       expect(rows).toHaveLength(100_000);
       const out = await session.run({
-        PU_DO: new ort.Tensor('string', rows.map((r) => r.pu_do), [rows.length, 1]),
+        PU_DO: new ort.Tensor(
+          'string',
+          rows.map((r) => r.pu_do),
+          [rows.length, 1],
+        ),
         trip_distance: new ort.Tensor('float32', Float32Array.from(rows.map((r) => r.trip_distance)), [rows.length, 1]),
       });
       const direct = out.variable.data as Float32Array;
@@ -203,10 +207,9 @@ describe('batch scoring', () => {
     await waitUntil('two chunks done', async () => ((await handle.query(progressQuery).catch(() => undefined))?.chunksDone ?? 0) >= 2);
     first.child.kill('SIGKILL');
     await first.exited;
-    const scoredBeforeKill = await env.pool.query(
-      'SELECT count(c.scored_at)::int AS n FROM batch_chunks c JOIN batch_runs r USING (run_id) WHERE r.workflow_id = $1',
-      [handle.workflowId],
-    );
+    const scoredBeforeKill = await env.pool.query('SELECT count(c.scored_at)::int AS n FROM batch_chunks c JOIN batch_runs r USING (run_id) WHERE r.workflow_id = $1', [
+      handle.workflowId,
+    ]);
 
     const [second, third] = await Promise.all([spawnWorker(env, taskQueue), spawnWorker(env, taskQueue)]);
     try {

@@ -81,9 +81,13 @@ describe('mldeploy models and predict', () => {
     expect((await mldeploy(['data', 'seed', '--rows', '-5'])).stderr).toMatch(/--rows must be a positive integer/);
     const rides = ['--source', 'rides', '--id-column', 'ride_id', '--timestamp-column', 'lpep_pickup_datetime'];
     expect((await mldeploy(['score', '--model', 'x', ...rides, '--from', 'yesterday', '--to', '2024-02'])).stderr).toMatch(/--from must be a date/);
-    expect((await mldeploy(['score', '--model', 'x', ...rides, '--from', '2024-01', '--to', '2024-02', '--source', 'rides;drop'])).stderr).toMatch(/source.table: must be a table name/);
+    expect((await mldeploy(['score', '--model', 'x', ...rides, '--from', '2024-01', '--to', '2024-02', '--source', 'rides;drop'])).stderr).toMatch(
+      /source.table: must be a table name/,
+    );
     // A generic job names its own key and time columns: the example rides' are no defaults.
-    expect((await mldeploy(['score', '--model', 'x', '--source', 'rides', '--from', '2024-01', '--to', '2024-02'])).stderr).toMatch(/required option '--id-column <column>' not specified/);
+    expect((await mldeploy(['score', '--model', 'x', '--source', 'rides', '--from', '2024-01', '--to', '2024-02'])).stderr).toMatch(
+      /required option '--id-column <column>' not specified/,
+    );
   });
 });
 

@@ -112,7 +112,14 @@ export function parseDotenv(text: string): Map<string, string> {
       end.lastIndex = 1;
       const close = end.exec(rest);
       if (!close) throw new Error(`.env line ${n + 1}: unterminated quote`);
-      value = interpolate(rest.slice(1, close.index).replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1'), vars, `.env line ${n + 1}`);
+      value = interpolate(
+        rest
+          .slice(1, close.index)
+          .replace(/\\n/g, '\n')
+          .replace(/\\(["\\])/g, '$1'),
+        vars,
+        `.env line ${n + 1}`,
+      );
     } else {
       value = interpolate(rest.replace(/\s+#.*$/, '').trim(), vars, `.env line ${n + 1}`);
     }
@@ -408,8 +415,11 @@ afterAll(async () => {
 }, 120_000);
 
 describe('compose interpolation (the helper this test relies on)', () => {
-  it("implements ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message} and $$ as compose does", () => {
-    const vars = new Map([['SET', 'x'], ['EMPTY', '']]);
+  it('implements ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message} and $$ as compose does', () => {
+    const vars = new Map([
+      ['SET', 'x'],
+      ['EMPTY', ''],
+    ]);
     expect(interpolate('${SET}/${UNSET}/$SET', vars)).toBe('x//x');
     expect(interpolate('${SET:-d} ${EMPTY:-d} ${UNSET:-d}', vars)).toBe('x d d');
     expect(interpolate('${SET-d} [${EMPTY-d}] ${UNSET-d}', vars)).toBe('x [] d');
@@ -420,7 +430,13 @@ describe('compose interpolation (the helper this test relies on)', () => {
     expect(interpolate('${EMPTY?m}', vars)).toBe('');
     expect(interpolate('$${pair%%:*} costs $$5', vars)).toBe('${pair%%:*} costs $5');
     expect(parseDotenv('# c\nA=1\nB="two ${A}"\nC=\'${A}\'\nD=three # note\nexport E=${A}${A}\n')).toEqual(
-      new Map([['A', '1'], ['B', 'two 1'], ['C', '${A}'], ['D', 'three'], ['E', '11']]),
+      new Map([
+        ['A', '1'],
+        ['B', 'two 1'],
+        ['C', '${A}'],
+        ['D', 'three'],
+        ['E', '11'],
+      ]),
     );
     expect(durationMs('1m30s')).toBe(90_000);
   });
@@ -443,12 +459,21 @@ describe('docker-compose.yml worker and serve, run as compose would (no Docker)'
     // Compose starts both once PostgreSQL is healthy and the search attributes are registered:
     // both connect to Temporal and check them at start (serve exits 1 without Temporal). Here
     // the test's PostgreSQL and Temporal dev server (which has them) are up before either starts.
-    for (const [name, service] of [['worker', worker], ['serve', serve]] as const) {
-      expect(service.depends_on, name).toMatchObject({ postgresql: { condition: 'service_healthy' }, 'temporal-search-attributes': { condition: 'service_completed_successfully' } });
+    for (const [name, service] of [
+      ['worker', worker],
+      ['serve', serve],
+    ] as const) {
+      expect(service.depends_on, name).toMatchObject({
+        postgresql: { condition: 'service_healthy' },
+        'temporal-search-attributes': { condition: 'service_completed_successfully' },
+      });
     }
     expect(Number(worker.deploy?.replicas), 'WORKER_REPLICAS').toBeGreaterThanOrEqual(2);
     // The mapped environments differ from compose's in the addresses and ports only.
-    for (const [name, mapped] of [['worker', workerEnv], ['serve', serveEnv]] as const) {
+    for (const [name, mapped] of [
+      ['worker', workerEnv],
+      ['serve', serveEnv],
+    ] as const) {
       const changed = Object.keys(mapped).filter((k) => mapped[k] !== env[name][k]);
       expect(changed.sort(), name).toEqual(['DATABASE_URL', 'TEMPORAL_ADDRESS', ...Object.keys(CONTAINER_PORTS[name])].sort());
       expect(Object.keys(mapped).sort(), name).toEqual(Object.keys(env[name]).sort());
@@ -464,13 +489,18 @@ describe('docker-compose.yml worker and serve, run as compose would (no Docker)'
       const { env, ports } = await mapNetwork('worker', environmentOf(worker), new URL(databaseUrl).host, inject('temporalAddress'));
       workers.push({ proc: new ServiceProcess(`worker-${i}`, workerCommand, containerEnv({ ...env, MLDEPLOY_DATA_DIR: fs.mkdtempSync(path.join(tmp, `worker-${i}-`)) })), ports });
     }
-    serveProc = { proc: new ServiceProcess('serve', serveCommand, containerEnv({ ...serveEnv, MLDEPLOY_DATA_DIR: fs.mkdtempSync(path.join(tmp, 'serve-')) })), ports: new Map([[CONTAINER_PORTS.serve.MLDEPLOY_SERVE_PORT, serveEnv.MLDEPLOY_SERVE_PORT]]) };
+    serveProc = {
+      proc: new ServiceProcess('serve', serveCommand, containerEnv({ ...serveEnv, MLDEPLOY_DATA_DIR: fs.mkdtempSync(path.join(tmp, 'serve-')) })),
+      ports: new Map([[CONTAINER_PORTS.serve.MLDEPLOY_SERVE_PORT, serveEnv.MLDEPLOY_SERVE_PORT]]),
+    };
 
     const all = [...workers.map((w) => ({ ...w, service: worker })), { ...serveProc, service: serve }];
     const healthy = await Promise.all(all.map(({ proc, ports, service }) => untilHealthy(proc, service, healthcheckFor(service, proc.name, ports))));
     for (const [i, { proc, service }] of all.entries()) {
       timings[`${proc.name} healthy`] = healthy[i];
-      expect(healthy[i], `${proc.name} healthy after ${healthy[i]} ms; start_period ${service.healthcheck!.start_period}`).toBeLessThanOrEqual(durationMs(service.healthcheck!.start_period!));
+      expect(healthy[i], `${proc.name} healthy after ${healthy[i]} ms; start_period ${service.healthcheck!.start_period}`).toBeLessThanOrEqual(
+        durationMs(service.healthcheck!.start_period!),
+      );
     }
     for (const { proc } of workers) expect(proc.stdout).toContain(`worker polling ${workerEnv.MLDEPLOY_TASK_QUEUE} on ${inject('temporalAddress')}`);
     expect(serveProc.proc.stdout).toMatch(new RegExp(`web service on http://127\\.0\\.0\\.1:${serveEnv.MLDEPLOY_SERVE_PORT} .*default model ${serveEnv.MLDEPLOY_SERVE_MODEL}`));
@@ -538,7 +568,9 @@ describe('docker-compose.yml worker and serve, run as compose would (no Docker)'
 
     // Every ride of the window has exactly one outcome of this run: a prediction or a rejection.
     const window = [summary.window.from, summary.window.to];
-    const { rows: [counts] } = await pool!.query(
+    const {
+      rows: [counts],
+    } = await pool!.query(
       `SELECT (SELECT count(*) FROM ride_durations WHERE lpep_pickup_datetime >= $1 AND lpep_pickup_datetime < $2)::int AS rides,
               (SELECT count(*) FROM predictions WHERE run_id = $3)::int AS predicted,
               (SELECT count(DISTINCT entity_id) FROM predictions WHERE run_id = $3)::int AS predicted_distinct,
@@ -555,14 +587,18 @@ describe('docker-compose.yml worker and serve, run as compose would (no Docker)'
     expect(summary.rowsScored).toBeGreaterThan(seeded.rows * 0.9);
 
     // Both replicas scored chunks, and nothing else did.
-    const { rows: chunks } = await pool!.query('SELECT scored_by, count(*)::int AS chunks, sum(rows_scored)::int AS rows FROM batch_chunks WHERE run_id = $1 GROUP BY scored_by', [summary.runId]);
+    const { rows: chunks } = await pool!.query('SELECT scored_by, count(*)::int AS chunks, sum(rows_scored)::int AS rows FROM batch_chunks WHERE run_id = $1 GROUP BY scored_by', [
+      summary.runId,
+    ]);
     const pids = new Map(chunks.map((c) => [Number(String(c.scored_by).split(':').at(-1)), c.rows as number]));
     expect([...pids.keys()].sort(), JSON.stringify(chunks)).toEqual(workers.map((w) => w.proc.child.pid!).sort());
     expect(chunks.reduce((n, c) => n + c.chunks, 0)).toBe(summary.chunks);
     // Each replica's own /metrics (the compose MLDEPLOY_WORKER_METRICS_PORT) counts its rows.
     for (const { proc, ports } of workers) {
       const text = await (await fetch(`http://127.0.0.1:${ports.get(CONTAINER_PORTS.worker.MLDEPLOY_WORKER_METRICS_PORT)}/metrics`)).text();
-      const scored = [...text.matchAll(/^mldeploy_batch_rows_scored_total\{[^}]*job="([^"]+)"[^}]*\} (\S+)$/gm)].filter((m) => m[1] === summary.job).reduce((n, m) => n + Number(m[2]), 0);
+      const scored = [...text.matchAll(/^mldeploy_batch_rows_scored_total\{[^}]*job="([^"]+)"[^}]*\} (\S+)$/gm)]
+        .filter((m) => m[1] === summary.job)
+        .reduce((n, m) => n + Number(m[2]), 0);
       expect(scored, `${proc.name} metrics`).toBeGreaterThanOrEqual(pids.get(proc.child.pid!)!);
       expect(scored).toBeGreaterThan(0);
     }
@@ -607,8 +643,10 @@ describe('docker-compose.yml worker and serve, run as compose would (no Docker)'
 
     // Both decisions are in the compose database's decision stream, which serve reads.
     const found = new Set<string>();
-    for (let after = 0; ; ) {
-      const page = (await (await fetch(`${base}/v1/streams/decisions?after=${after}&limit=1000`, { headers: { authorization: `Bearer ${serveEnv.MLDEPLOY_API_TOKEN ?? ''}` } })).json()) as {
+    for (let after = 0; ;) {
+      const page = (await (
+        await fetch(`${base}/v1/streams/decisions?after=${after}&limit=1000`, { headers: { authorization: `Bearer ${serveEnv.MLDEPLOY_API_TOKEN ?? ''}` } })
+      ).json()) as {
         records: Array<{ value: { eventId: string } }>;
         next: number;
       };
@@ -621,7 +659,10 @@ describe('docker-compose.yml worker and serve, run as compose would (no Docker)'
 
   it('SIGTERM: every process exits 0 within its stop_grace_period', async () => {
     const all = [...workers.map((w) => ({ proc: w.proc, service: worker })), { proc: serveProc!.proc, service: serve }];
-    expect(all.every(({ proc }) => proc.exit === undefined), 'every process still running').toBe(true);
+    expect(
+      all.every(({ proc }) => proc.exit === undefined),
+      'every process still running',
+    ).toBe(true);
     // `docker compose stop`: SIGTERM to every container at once (init: true forwards it to node).
     const signalled = Date.now();
     for (const { proc } of all) proc.child.kill('SIGTERM');

@@ -59,7 +59,12 @@ describe('registering models', () => {
     const name = uniqueName('plain_linear');
     await registerModel(env.store, { name, bytes: fixture('plain_linear.onnx'), spec: json('plain_linear.spec.json'), maxBytes: 1 << 26 });
     const huge = 3.4e38; // float32 overflows to ±Infinity in the matrix product
-    const { predictions, errors } = await (await cache.resolve(name)).predict([{ a: 1, b: 2, c: 3 }, { a: huge, b: huge, c: huge }]);
+    const { predictions, errors } = await (
+      await cache.resolve(name)
+    ).predict([
+      { a: 1, b: 2, c: 3 },
+      { a: huge, b: huge, c: huge },
+    ]);
     expect(Number.isFinite(predictions[0])).toBe(true);
     expect(predictions[1]).toBeNull();
     expect(errors).toEqual([{ index: 1, field: 'y', reason: expect.stringMatching(/^the model's output y is -?Infinity for this record$/) }]);
@@ -78,7 +83,12 @@ describe('registering models', () => {
   });
 
   it('rejects a spec that misses a model input', async () => {
-    const spec = { inputs: [{ name: 'city', dtype: 'string', fields: ['city'] }, { name: 'x1', dtype: 'float32', fields: ['x1'] }] };
+    const spec = {
+      inputs: [
+        { name: 'city', dtype: 'string', fields: ['city'] },
+        { name: 'x1', dtype: 'float32', fields: ['x1'] },
+      ],
+    };
     await expectRejected(uniqueName('sk'), fixture('sk_pipeline.onnx'), spec, /does not feed model input 'x2'/);
   });
 

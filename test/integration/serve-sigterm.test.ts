@@ -96,10 +96,14 @@ describe('SIGTERM to a `mldeploy serve` process with requests in flight', () => 
     let exitCode: number | null | undefined;
     exited.then((code) => (exitCode = code));
     try {
-      await waitFor(() => {
-        if (exitCode !== undefined) throw new Error(`mldeploy serve exited (${exitCode}) before listening:\n${stdout}\n${stderr}`);
-        return stdout.includes(`web service on http://127.0.0.1:${port}`);
-      }, 'the web service to listen', 90_000);
+      await waitFor(
+        () => {
+          if (exitCode !== undefined) throw new Error(`mldeploy serve exited (${exitCode}) before listening:\n${stdout}\n${stderr}`);
+          return stdout.includes(`web service on http://127.0.0.1:${port}`);
+        },
+        'the web service to listen',
+        90_000,
+      );
       await waitFor(async () => (await request(port, 'GET', '/readyz')).status === 200, 'the default model to load');
 
       // The course-compatible route works, and gives the reference answers the batches are checked against.
@@ -122,12 +126,17 @@ describe('SIGTERM to a `mldeploy serve` process with requests in flight', () => 
 
       // Signal once the server is scoring every batch and none is finished.
       let progress: number[] = [];
-      await waitFor(async () => {
-        const scored = await recordsScored(port);
-        progress = models.map((m) => (scored.get(m) ?? 0) - (before.get(m) ?? 0));
-        if (answered > 0 || progress.some((p) => p >= RECORDS)) throw new Error(`a batch finished before every batch had started (progress ${progress}); make the batches larger`);
-        return progress.every((p) => p > 0);
-      }, 'every batch to be scoring', 60_000);
+      await waitFor(
+        async () => {
+          const scored = await recordsScored(port);
+          progress = models.map((m) => (scored.get(m) ?? 0) - (before.get(m) ?? 0));
+          if (answered > 0 || progress.some((p) => p >= RECORDS))
+            throw new Error(`a batch finished before every batch had started (progress ${progress}); make the batches larger`);
+          return progress.every((p) => p > 0);
+        },
+        'every batch to be scoring',
+        60_000,
+      );
       child.kill('SIGTERM');
       const inFlightAtSignal = IN_FLIGHT - answered;
       expect(inFlightAtSignal).toBe(IN_FLIGHT);

@@ -102,7 +102,10 @@ describe('POST /v1/models/{ref}/predict', () => {
   });
 
   it('refuses more records than the limit', async () => {
-    const res = await post(`/v1/models/${name}/predict`, Array.from({ length: 51 }, () => RIDE));
+    const res = await post(
+      `/v1/models/${name}/predict`,
+      Array.from({ length: 51 }, () => RIDE),
+    );
     expect(res.statusCode).toBe(400);
   });
 
@@ -319,7 +322,14 @@ describe('prediction log', () => {
       );
       expect(rows).toEqual([
         { request_id: requestId, record_index: 0, model_name: name, model_version: 1, features: RIDE, prediction: one.json().duration },
-        ...RIDES.slice(0, 2).map((r, i) => ({ request_id: `${requestId}-b`, record_index: i, model_name: name, model_version: 1, features: r, prediction: many.json().predictions[i] })),
+        ...RIDES.slice(0, 2).map((r, i) => ({
+          request_id: `${requestId}-b`,
+          record_index: i,
+          model_name: name,
+          model_version: 1,
+          features: r,
+          prediction: many.json().predictions[i],
+        })),
       ]);
     } finally {
       await s.close();
@@ -333,7 +343,11 @@ describe('shutdown', () => {
     await s.app.listen({ port: 0, host: '127.0.0.1' });
     const address = s.app.server.address() as { port: number };
     const requests = Array.from({ length: 40 }, () =>
-      fetch(`http://127.0.0.1:${address.port}/v1/models/${name}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(Array(50).fill(RIDE)) }),
+      fetch(`http://127.0.0.1:${address.port}/v1/models/${name}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(Array(50).fill(RIDE)),
+      }),
     );
     // Close once every request has its connection, so none is refused for arriving late.
     await waitFor(() => new Promise((resolve) => s.app.server.getConnections((_err, n) => resolve(n === requests.length))), 'all connections');
@@ -353,7 +367,10 @@ describe('clients that go away', () => {
     await s.app.listen({ port: 0, host: '127.0.0.1' });
     const base = `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`;
     /** onnxruntime calls made for the model so far (a 10,000-record request takes 40 slices), read in-process. */
-    const calls = async () => (await inferenceDuration.get()).values.filter((v) => v.metricName === 'mldeploy_inference_duration_seconds_count' && v.labels.model === solo && v.labels.lane === 'web').reduce((n, v) => n + v.value, 0);
+    const calls = async () =>
+      (await inferenceDuration.get()).values
+        .filter((v) => v.metricName === 'mldeploy_inference_duration_seconds_count' && v.labels.model === solo && v.labels.lane === 'web')
+        .reduce((n, v) => n + v.value, 0);
     const rides = Array.from({ length: 10_000 }, (_, i) => RIDES[i % RIDES.length]);
     const requests = [
       { url: `/v1/models/${solo}/predict`, body: JSON.stringify(rides) },
@@ -374,7 +391,9 @@ describe('clients that go away', () => {
         const before = await calls();
         const abort = new AbortController();
         // Twenty at once: their slices take turns, so scoring them all takes a second or more.
-        const pending = Array.from({ length: CONCURRENT }, () => fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: abort.signal }));
+        const pending = Array.from({ length: CONCURRENT }, () =>
+          fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: abort.signal }),
+        );
         for (const p of pending) p.catch(() => {});
         while ((await calls()) === before) await new Promise((resolve) => setImmediate(resolve));
         abort.abort();

@@ -65,7 +65,9 @@ describe('batched ride_started fan-out', () => {
     const key = uniqueName('key');
     const ids = Array.from({ length: 200 }, (_, i) => `${key}-${String(i).padStart(3, '0')}`);
     for (const id of ids) await ingress.emit({ id, type: 'ride_started', payload: { ride: ride(3), ride_id: key } });
-    await expect.poll(async () => (await readAll<Decision>(rig.backend, 'decisions')).filter((d) => d.value.eventId.startsWith(key)).length, { timeout: 30_000, interval: 250 }).toBe(200);
+    await expect
+      .poll(async () => (await readAll<Decision>(rig.backend, 'decisions')).filter((d) => d.value.eventId.startsWith(key)).length, { timeout: 30_000, interval: 250 })
+      .toBe(200);
     const order = (await readAll<Decision>(rig.backend, 'decisions')).filter((d) => d.value.eventId.startsWith(key)).map((d) => d.value.eventId);
     expect(order).toEqual(ids);
   });

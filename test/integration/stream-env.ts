@@ -41,7 +41,16 @@ export function rideRoute(models: ExampleModels, tag: string, tip: { required: b
     consumers: [
       { name: 'duration', model: models.duration, taskQueue: queue('duration'), features: 'ride', required: true, timeoutMs: 10_000, maxAttempts: 3 },
       { name: 'fare', model: models.fare, taskQueue: queue('fare'), features: 'ride', required: true, timeoutMs: 10_000, maxAttempts: 3 },
-      { name: 'tip', model: models.tip, taskQueue: queue('tip'), features: 'ride', timeoutMs: 10_000, maxAttempts: tip.maxAttempts ?? 2, required: tip.required, waitMs: tip.waitMs },
+      {
+        name: 'tip',
+        model: models.tip,
+        taskQueue: queue('tip'),
+        features: 'ride',
+        timeoutMs: 10_000,
+        maxAttempts: tip.maxAttempts ?? 2,
+        required: tip.required,
+        waitMs: tip.waitMs,
+      },
     ],
     decision: {
       rules: [
@@ -126,7 +135,16 @@ export async function openStreamRig(
     deps,
     inbound,
     ingress(options = {}) {
-      const ingress = new EventIngress({ client: env.client, taskQueue, namespace: tag, routingFile, backend, inbound, waitMs: options.waitMs ?? 30_000, callbackHosts: options.callbackHosts });
+      const ingress = new EventIngress({
+        client: env.client,
+        taskQueue,
+        namespace: tag,
+        routingFile,
+        backend,
+        inbound,
+        waitMs: options.waitMs ?? 30_000,
+        callbackHosts: options.callbackHosts,
+      });
       ingresses.push(ingress);
       return ingress;
     },

@@ -17,7 +17,17 @@ let tag: string;
 
 function flakyRoute(duration: string, required: boolean): RouteInput {
   return {
-    consumers: [{ name: required ? 'flaky' : 'flaky-opt', model: duration, taskQueue: `${tag}-consumer-${required ? 'flaky' : 'flaky-opt'}`, features: 'ride', required, timeoutMs: 2_000, maxAttempts: required ? 3 : 2 }],
+    consumers: [
+      {
+        name: required ? 'flaky' : 'flaky-opt',
+        model: duration,
+        taskQueue: `${tag}-consumer-${required ? 'flaky' : 'flaky-opt'}`,
+        features: 'ride',
+        required,
+        timeoutMs: 2_000,
+        maxAttempts: required ? 3 : 2,
+      },
+    ],
     decision: { rules: [], default: 'accept' },
   };
 }

@@ -26,7 +26,9 @@ describe('ride_started fan-out', () => {
   it('1,000 events become 1,000 decisions and 3,000 predictions; re-sending 100 changes nothing', async () => {
     const batch = uniqueName('ride');
     const ids = Array.from({ length: 1_000 }, (_, i) => `${batch}-${i}`);
-    const results = await inParallel(ids, 100, (id, ) => emitEvent(env.client, { id, type: 'ride_started', payload: { ride: ride(ids.indexOf(id)), ride_id: id } }, { taskQueue: rig.taskQueue, wait: true, waitMs: 60_000 }));
+    const results = await inParallel(ids, 100, (id) =>
+      emitEvent(env.client, { id, type: 'ride_started', payload: { ride: ride(ids.indexOf(id)), ride_id: id } }, { taskQueue: rig.taskQueue, wait: true, waitMs: 60_000 }),
+    );
     expect(results.filter((r) => r.status === 'done').length).toBe(1_000);
     const decisions = await readAll<Decision>(rig.backend, 'decisions');
     const predictions = await readAll<PredictionRecord>(rig.backend, 'predictions');
@@ -37,7 +39,9 @@ describe('ride_started fan-out', () => {
     // Offsets only grow.
     expect(decisions.every((d, i) => i === 0 || d.offset > decisions[i - 1].offset)).toBe(true);
 
-    const again = await inParallel(ids.slice(0, 100), 50, (id) => emitEvent(env.client, { id, type: 'ride_started', payload: { ride: ride(1), ride_id: id } }, { taskQueue: rig.taskQueue, wait: true }));
+    const again = await inParallel(ids.slice(0, 100), 50, (id) =>
+      emitEvent(env.client, { id, type: 'ride_started', payload: { ride: ride(1), ride_id: id } }, { taskQueue: rig.taskQueue, wait: true }),
+    );
     const first = new Map(results.map((r) => [r.eventId, r]));
     for (const r of again) {
       expect(r.status).toBe('done');
@@ -67,14 +71,16 @@ describe('ride_started fan-out', () => {
     expect(bad.decision.status).toBe('rejected');
     expect(bad.decision.reasons).toEqual(['payload.ride.trip_distance must be a finite number, got "far"']);
     const { rows } = await env.pool.query('SELECT reason, payload FROM dead_letters WHERE event_type = $1 AND event_id = $2', ['ride_started', `${batch}-bad`]);
-    expect(rows).toEqual([{ reason: 'payload.ride.trip_distance must be a finite number, got "far"', payload: { ride: { PULocationID: 130, DOLocationID: 205, trip_distance: 'far' } } }]);
+    expect(rows).toEqual([
+      { reason: 'payload.ride.trip_distance must be a finite number, got "far"', payload: { ride: { PULocationID: 130, DOLocationID: 205, trip_distance: 'far' } } },
+    ]);
     const description = await env.client.workflow.getHandle(bad.workflowId).describe();
     expect(description.status.name).toBe('COMPLETED');
   });
 
   it('dead-letters an event whose payload misses the features field, and an unknown event type', async () => {
     const missing = await emitEvent(env.client, { id: uniqueName('nofield'), type: 'ride_started', payload: { ride_id: 3 } }, { taskQueue: rig.taskQueue, wait: true });
-    expect(missing.status === 'done' && missing.decision.reasons).toEqual(['payload.ride must be a JSON object with the consumer\'s features, got missing']);
+    expect(missing.status === 'done' && missing.decision.reasons).toEqual(["payload.ride must be a JSON object with the consumer's features, got missing"]);
     const unknown = await emitEvent(env.client, { id: uniqueName('unk'), type: 'ride_ended', payload: { ride: ride(1) } }, { taskQueue: rig.taskQueue, wait: true });
     expect(unknown.status === 'done' && unknown.decision.status).toBe('rejected');
     expect(unknown.status === 'done' && unknown.decision.reasons[0]).toMatch(/no route for event type 'ride_ended'/);

@@ -59,7 +59,12 @@ describe('POST /v1/events', () => {
     expect(again.eagerlyStarted).toBe(false);
     expect(await again.result()).toEqual(decision);
     // Without a worker behind the connection for that queue, the server falls back to its task queue.
-    const elsewhere = await startEvent(env.client, parseEvent({ id: uniqueName('eager'), type: 'ride_started', payload: { ride: ride(4) } }), uniqueName('no-local-worker'), eagerClient);
+    const elsewhere = await startEvent(
+      env.client,
+      parseEvent({ id: uniqueName('eager'), type: 'ride_started', payload: { ride: ride(4) } }),
+      uniqueName('no-local-worker'),
+      eagerClient,
+    );
     expect(elsewhere.eagerlyStarted).toBe(false);
     await elsewhere.terminate('test over');
   });
@@ -93,7 +98,9 @@ describe('POST /v1/events', () => {
 describe('GET /v1/streams/{name}', () => {
   it('pages through predictions and decisions by offset', async () => {
     const batch = uniqueName('page');
-    await inParallel([0, 1, 2, 3, 4], 5, (i) => emitEvent(env.client, { id: `${batch}-${i}`, type: 'ride_started', payload: { ride: ride(i) } }, { taskQueue: rig.taskQueue, wait: true }));
+    await inParallel([0, 1, 2, 3, 4], 5, (i) =>
+      emitEvent(env.client, { id: `${batch}-${i}`, type: 'ride_started', payload: { ride: ride(i) } }, { taskQueue: rig.taskQueue, wait: true }),
+    );
     const seen: StoredRecord<Decision>[] = [];
     let after = 0;
     for (;;) {
@@ -178,7 +185,11 @@ describe('callback URL', () => {
     try {
       const { port } = receiver.address() as AddressInfo;
       const id = uniqueName('cb');
-      const res = await app.inject({ method: 'POST', url: '/v1/events', payload: { id, type: 'ride_started', payload: { ride: ride(5) }, callbackUrl: `http://127.0.0.1:${port}/decisions` } });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/events',
+        payload: { id, type: 'ride_started', payload: { ride: ride(5) }, callbackUrl: `http://127.0.0.1:${port}/decisions` },
+      });
       expect(res.statusCode).toBe(202);
       await done;
       expect(calls.map((c) => c.status)).toEqual([503, 204]);
@@ -211,9 +222,15 @@ describe('callback URL', () => {
       // An event that reaches a worker another way (the JetStream bridge starts workflows
       // directly) is decided, but the worker does not call a host off the list.
       const activitiesWith = (hosts: string[]) =>
-        createStreamingActivities({ pool: env.pool, store: env.store, models: new ModelCache(env.store, 1) }, { routingFile: rig.routingFile, callbackHosts: hosts, backend: async () => rig.backend });
+        createStreamingActivities(
+          { pool: env.pool, store: env.store, models: new ModelCache(env.store, 1) },
+          { routingFile: rig.routingFile, callbackHosts: hosts, backend: async () => rig.backend },
+        );
       const decision = { id: 'x', eventId: 'x' } as unknown as Decision;
-      await expect(activitiesWith(callbackHosts).deliverDecision({ url, decision })).rejects.toMatchObject({ nonRetryable: true, message: 'callbackUrl host 127.0.0.1 is not in MLDEPLOY_CALLBACK_HOSTS' });
+      await expect(activitiesWith(callbackHosts).deliverDecision({ url, decision })).rejects.toMatchObject({
+        nonRetryable: true,
+        message: 'callbackUrl host 127.0.0.1 is not in MLDEPLOY_CALLBACK_HOSTS',
+      });
       expect(hits).toBe(0);
       await activitiesWith(['127.0.0.1']).deliverDecision({ url, decision });
       expect(hits).toBe(1);
@@ -233,7 +250,11 @@ describe('durable subscriber', () => {
       received.push(...records);
     };
     const emitMany = (from: number, to: number) =>
-      inParallel(Array.from({ length: to - from }, (_, k) => from + k), 20, (i) => emitEvent(env.client, { id: `${batch}-${i}`, type: 'ride_started', payload: { ride: ride(i) } }, { taskQueue: rig.taskQueue, wait: true }));
+      inParallel(
+        Array.from({ length: to - from }, (_, k) => from + k),
+        20,
+        (i) => emitEvent(env.client, { id: `${batch}-${i}`, type: 'ride_started', payload: { ride: ride(i) } }, { taskQueue: rig.taskQueue, wait: true }),
+      );
     const mine = () => new Set(received.filter((r) => r.value.eventId.startsWith(batch)).map((r) => r.value.eventId));
     const until = async (check: () => boolean) => {
       while (!check()) await new Promise((r) => setTimeout(r, 50));

@@ -40,7 +40,8 @@ describe('JetStream streams', () => {
   it('holds one decision and three predictions per event; re-sent events add nothing', async () => {
     const batch = uniqueName('js');
     const ids = Array.from({ length: 50 }, (_, i) => `${batch}-${i}`);
-    const emit = (id: string) => emitEvent(env.client, { id, type: 'ride_started', payload: { ride: ride(ids.indexOf(id)) } }, { taskQueue: rig.taskQueue, wait: true, waitMs: 60_000 });
+    const emit = (id: string) =>
+      emitEvent(env.client, { id, type: 'ride_started', payload: { ride: ride(ids.indexOf(id)) } }, { taskQueue: rig.taskQueue, wait: true, waitMs: 60_000 });
     await inParallel(ids, 25, emit);
     await inParallel(ids.slice(0, 10), 10, emit);
     const decisions = await readAll<Decision>(rig.backend, 'decisions');

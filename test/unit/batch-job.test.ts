@@ -25,9 +25,11 @@ describe('jobs', () => {
     expect(parseJob(base)).toMatchObject({ target: 'predictions', chunkSize: 50_000, parallelism: 4, source: { ...columns, passthrough: [] } });
   });
 
-  it('needs the id and timestamp columns: no table has the example rides\' columns by default', () => {
+  it("needs the id and timestamp columns: no table has the example rides' columns by default", () => {
     const job = { ...base, source: { table: 'rides' } };
-    expect(() => parseJob(job)).toThrow("source.idColumn: give the source's integer key column (--id-column); source.timestampColumn: give the column the window applies to (--timestamp-column)");
+    expect(() => parseJob(job)).toThrow(
+      "source.idColumn: give the source's integer key column (--id-column); source.timestampColumn: give the column the window applies to (--timestamp-column)",
+    );
   });
 
   it.each([
@@ -54,12 +56,15 @@ describe('jobs', () => {
 describe('run statistics', () => {
   it('merges chunk partials into exact mean, std and RMSE, and close quantiles', () => {
     let seed = 7;
-    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
     const all: number[] = [];
     const chunks = [3000, 5000, 1234].map((n) => {
       const p = Float64Array.from({ length: n }, () => random() * 100);
       all.push(...p);
-      return chunkStats(p, Array.from(p, (v) => v + 2));
+      return chunkStats(
+        p,
+        Array.from(p, (v) => v + 2),
+      );
     });
     const merged = mergeStats(chunks)!;
     const mean = all.reduce((a, b) => a + b, 0) / all.length;

@@ -40,7 +40,9 @@ describe('checkSearchAttributes with a fake namespace', () => {
     expect(err).toBeInstanceOf(SearchAttributesMissingError);
     expect(err.missing.map((k: { name: string }) => k.name)).toEqual(['MldeployJob', 'MldeployModelVersion']);
     expect(err.message).toContain('temporal operator search-attribute create --namespace ml-prod --name MldeployJob --name MldeployModelVersion --type Keyword --type Int');
-    expect(err.message).toContain('tcld namespace search-attributes add --namespace ml-prod --search-attribute "MldeployJob=Keyword" --search-attribute "MldeployModelVersion=Int"');
+    expect(err.message).toContain(
+      'tcld namespace search-attributes add --namespace ml-prod --search-attribute "MldeployJob=Keyword" --search-attribute "MldeployModelVersion=Int"',
+    );
   });
 
   it('an empty namespace lists all of them', async () => {
@@ -69,7 +71,7 @@ describe('checkSearchAttributes with a fake namespace', () => {
   });
 });
 
-describe('checkSearchAttributes against the test run\'s real Temporal server', () => {
+describe("checkSearchAttributes against the test run's real Temporal server", () => {
   let connection: Connection;
   let client: Client;
   beforeAll(async () => {
@@ -80,7 +82,7 @@ describe('checkSearchAttributes against the test run\'s real Temporal server', (
     await connection.close();
   });
 
-  it('passes: the server was started with mldeploy\'s search attributes', async () => {
+  it("passes: the server was started with mldeploy's search attributes", async () => {
     await expect(checkSearchAttributes(client, 'default')).resolves.toBeUndefined();
   });
 

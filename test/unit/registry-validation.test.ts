@@ -23,11 +23,54 @@ describe('resolveSpec', () => {
 
   it.each([
     [{ inputs: [{ name: 'city', dtype: 'string', fields: ['city'] }] }, "the spec does not feed model input 'x'"],
-    [{ inputs: [{ name: 'city', dtype: 'float32', fields: ['city'] }, { name: 'x', dtype: 'float32', fields: ['a', 'b', 'c'] }] }, "input 'city': the spec says float32, the model wants string"],
-    [{ inputs: [{ name: 'city', dtype: 'string', fields: ['city'] }, { name: 'x', dtype: 'float32', fields: ['a', 'b'] }] }, "input 'x' has 3 columns, but the spec lists 2 field(s)"],
-    [{ inputs: [{ name: 'city', dtype: 'string', fields: ['city'] }, { name: 'x', dtype: 'float32', fields: ['a', 'b', 'c'] }, { name: 'z', dtype: 'float32', fields: ['z'] }] }, "the spec feeds 'z', which the model does not have"],
-    [{ inputs: [{ name: 'city', dtype: 'string', fields: ['city'] }, { name: 'x', dtype: 'float32', fields: ['a', 'b', 'c'] }], output: { name: 'probabilities', index: 2 } }, 'index 2 is out of range'],
-    [{ inputs: [{ name: 'city', dtype: 'string', fields: ['city'] }, { name: 'x', dtype: 'float32', fields: ['a', 'b', 'c'] }], output: { name: 'scores' } }, "the model has no output 'scores'"],
+    [
+      {
+        inputs: [
+          { name: 'city', dtype: 'float32', fields: ['city'] },
+          { name: 'x', dtype: 'float32', fields: ['a', 'b', 'c'] },
+        ],
+      },
+      "input 'city': the spec says float32, the model wants string",
+    ],
+    [
+      {
+        inputs: [
+          { name: 'city', dtype: 'string', fields: ['city'] },
+          { name: 'x', dtype: 'float32', fields: ['a', 'b'] },
+        ],
+      },
+      "input 'x' has 3 columns, but the spec lists 2 field(s)",
+    ],
+    [
+      {
+        inputs: [
+          { name: 'city', dtype: 'string', fields: ['city'] },
+          { name: 'x', dtype: 'float32', fields: ['a', 'b', 'c'] },
+          { name: 'z', dtype: 'float32', fields: ['z'] },
+        ],
+      },
+      "the spec feeds 'z', which the model does not have",
+    ],
+    [
+      {
+        inputs: [
+          { name: 'city', dtype: 'string', fields: ['city'] },
+          { name: 'x', dtype: 'float32', fields: ['a', 'b', 'c'] },
+        ],
+        output: { name: 'probabilities', index: 2 },
+      },
+      'index 2 is out of range',
+    ],
+    [
+      {
+        inputs: [
+          { name: 'city', dtype: 'string', fields: ['city'] },
+          { name: 'x', dtype: 'float32', fields: ['a', 'b', 'c'] },
+        ],
+        output: { name: 'scores' },
+      },
+      "the model has no output 'scores'",
+    ],
   ])('rejects %j', (spec, message) => {
     expect(() => resolveSpec(parseSpec(spec), meta)).toThrow(message);
   });

@@ -52,14 +52,64 @@ describe('v2 tensors', () => {
   });
 
   it.each([
-    ['an INT64 that is not a safe integer', (i: any[]) => { i[1].data = [1.5, 2]; }, /element 0 must be an integer/],
-    ['a BOOL given as 1', (i: any[]) => { i[2].data = [1, 0]; }, /must be true or false/],
-    ['a BYTES given as a number', (i: any[]) => { i[3].data = ['a', 2]; }, /element 1 must be a string/],
-    ['a FP64 input sent as FP32', (i: any[]) => { i[4].datatype = 'FP32'; }, /datatype FP64, not FP32/],
-    ['too many elements', (i: any[]) => { i[0].data = [1, 2, 3, 4, 5, 6, 7]; }, /needs 6 elements, got 7/],
-    ['a fixed dimension changed', (i: any[]) => { i[0].shape = [3, 2]; }, /dimension 1 must be 3/],
-    ['the same input twice', (i: any[]) => { i.push({ ...i[0] }); }, /given twice/],
-    ['deeply nested data', (i: any[]) => { let v: unknown = 1; for (let k = 0; k < 40; k++) v = [v]; i[4].data = [v, 2]; }, /nested too deeply/],
+    [
+      'an INT64 that is not a safe integer',
+      (i: any[]) => {
+        i[1].data = [1.5, 2];
+      },
+      /element 0 must be an integer/,
+    ],
+    [
+      'a BOOL given as 1',
+      (i: any[]) => {
+        i[2].data = [1, 0];
+      },
+      /must be true or false/,
+    ],
+    [
+      'a BYTES given as a number',
+      (i: any[]) => {
+        i[3].data = ['a', 2];
+      },
+      /element 1 must be a string/,
+    ],
+    [
+      'a FP64 input sent as FP32',
+      (i: any[]) => {
+        i[4].datatype = 'FP32';
+      },
+      /datatype FP64, not FP32/,
+    ],
+    [
+      'too many elements',
+      (i: any[]) => {
+        i[0].data = [1, 2, 3, 4, 5, 6, 7];
+      },
+      /needs 6 elements, got 7/,
+    ],
+    [
+      'a fixed dimension changed',
+      (i: any[]) => {
+        i[0].shape = [3, 2];
+      },
+      /dimension 1 must be 3/,
+    ],
+    [
+      'the same input twice',
+      (i: any[]) => {
+        i.push({ ...i[0] });
+      },
+      /given twice/,
+    ],
+    [
+      'deeply nested data',
+      (i: any[]) => {
+        let v: unknown = 1;
+        for (let k = 0; k < 40; k++) v = [v];
+        i[4].data = [v, 2];
+      },
+      /nested too deeply/,
+    ],
   ])('rejects %s', (_what, change, message) => {
     const inputs = valid();
     change(inputs);

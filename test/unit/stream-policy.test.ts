@@ -38,7 +38,12 @@ describe('decision policy', () => {
     const now = new Date('2024-01-01T00:00:00Z');
     const failed = decide({ id: 'e1', type: 'ride_started' }, policy, [ok('duration', 10), { consumer: 'fare', status: 'missing', required: true, reason: 'boom' }], now);
     expect(failed).toMatchObject({ id: 'ride_started:e1', status: 'failed', action: null, reasons: ["required consumer 'fare' failed: boom"], missing: ['fare'] });
-    const partial = decide({ id: 'e2', type: 'ride_started' }, policy, [ok('duration', 10), ok('fare', 50), { consumer: 'tip', status: 'missing', required: false, reason: 'timeout' }], now);
+    const partial = decide(
+      { id: 'e2', type: 'ride_started' },
+      policy,
+      [ok('duration', 10), ok('fare', 50), { consumer: 'tip', status: 'missing', required: false, reason: 'timeout' }],
+      now,
+    );
     expect(partial).toMatchObject({ status: 'decided', action: 'accept', predictions: { duration: 10, fare: 50 }, missing: ['tip'] });
     expect(partial.reasons).toEqual(['no rule matched', "optional consumer 'tip' missing: timeout"]);
   });
@@ -68,8 +73,24 @@ describe('routing file', () => {
 
   it.each([
     [{ events: { x: { consumers: [], decision: { rules: [], default: 'a' } } } }, /events.x.consumers/],
-    [{ events: { x: { consumers: [{ name: 'a', model: 'm' }, { name: 'a', model: 'm' }], decision: { rules: [], default: 'a' } } } }, /consumer 'a' is listed twice/],
-    [{ events: { x: { consumers: [{ name: 'a', model: 'm' }], decision: { rules: [{ when: { b: { gt: 1 } }, action: 'r', reason: 'r' }], default: 'a' } } } }, /no consumer named 'b'/],
+    [
+      {
+        events: {
+          x: {
+            consumers: [
+              { name: 'a', model: 'm' },
+              { name: 'a', model: 'm' },
+            ],
+            decision: { rules: [], default: 'a' },
+          },
+        },
+      },
+      /consumer 'a' is listed twice/,
+    ],
+    [
+      { events: { x: { consumers: [{ name: 'a', model: 'm' }], decision: { rules: [{ when: { b: { gt: 1 } }, action: 'r', reason: 'r' }], default: 'a' } } } },
+      /no consumer named 'b'/,
+    ],
     [{ events: { x: { consumers: [{ name: 'a', model: 'm' }], decision: { rules: [{ when: { a: { above: 1 } }, action: 'r', reason: 'r' }], default: 'a' } } } }, /above/],
     [{ events: { x: { consumers: [{ name: 'a', model: 'm', timeoutMs: -1 }], decision: { rules: [], default: 'a' } } } }, /timeoutMs/],
   ])('rejects %j with the path of the problem', (raw, message) => {
@@ -81,7 +102,12 @@ describe('routing file', () => {
 describe('event envelope', () => {
   it('keeps a given id and time, generates them otherwise', () => {
     const now = new Date('2024-05-01T10:00:00Z');
-    expect(parseEvent({ id: 256, type: 'ride_started', payload: { a: 1 }, time: '2024-05-01T09:00:00+02:00' }, now)).toEqual({ id: '256', type: 'ride_started', payload: { a: 1 }, time: '2024-05-01T07:00:00.000Z' });
+    expect(parseEvent({ id: 256, type: 'ride_started', payload: { a: 1 }, time: '2024-05-01T09:00:00+02:00' }, now)).toEqual({
+      id: '256',
+      type: 'ride_started',
+      payload: { a: 1 },
+      time: '2024-05-01T07:00:00.000Z',
+    });
     const generated = parseEvent({ type: 'ride_started', payload: {} }, now);
     expect(generated.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(generated.time).toBe(now.toISOString());
