@@ -36,6 +36,7 @@ export class ModelNotFoundError extends Error {
 const COLUMNS = `v.name, v.version, v.sha256, v.size_bytes, v.inputs, v.outputs, v.spec, v.metrics, v.created_at,
   COALESCE((SELECT array_agg(a.alias ORDER BY a.alias) FROM model_aliases a WHERE a.name = v.name AND a.version = v.version), '{}') AS aliases`;
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row: its columns are typed by the query above
 function toVersion(row: Record<string, any>): ModelVersion {
   return {
     name: row.name,

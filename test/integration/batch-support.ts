@@ -39,12 +39,12 @@ export async function spawnWorker(env: TestEnv, taskQueue: string): Promise<Work
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  exited.then((code) => {
+  void exited.then((code) => {
     if (code !== 0 && code !== null) process.stderr.write(`WORKER EXIT ${code}: ${stderr}\n`);
   });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d) => String(d).includes('worker polling') && resolve());
-    exited.then((code) => reject(new Error(`worker exited (${code}) before polling: ${stderr}`)));
+    void exited.then((code) => reject(new Error(`worker exited (${code}) before polling: ${stderr}`)));
   });
   return { child, exited };
 }

@@ -94,7 +94,7 @@ describe('SIGTERM to a `mldeploy serve` process with requests in flight', () => 
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     let exitCode: number | null | undefined;
-    exited.then((code) => (exitCode = code));
+    void exited.then((code) => (exitCode = code));
     try {
       await waitFor(
         () => {

@@ -42,7 +42,7 @@ describe('validatorFor', () => {
     const mapper = new FeatureMapper(resolveSpec(spec, metadata), metadata);
     const validator = validatorFor(version);
     expect(validator.checkMany(records)).toEqual(mapper.map(records).errors);
-    records.forEach((record, i) => expect(validator.check(record)).toEqual(mapper.map([record]).errors.map((e) => ({ ...e, index: 0 }))));
+    records.forEach((record) => expect(validator.check(record)).toEqual(mapper.map([record]).errors.map((e) => ({ ...e, index: 0 }))));
     expect(validator.check(records[0])).toEqual([]);
     expect(validator.check(records[1])[0].reason).toBe('trip_distance must be a finite number, got "far"');
     expect(validator.requiredFields().sort()).toEqual(['DOLocationID', 'PULocationID', 'pickup', 'trip_distance']);
