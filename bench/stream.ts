@@ -24,7 +24,7 @@ import { openStack, externalTemporal } from '../src/stack/stack.ts';
 import { startDevServer } from '../src/stack/temporal-server.ts';
 import { findTemporalCli } from '../src/stack/temporal-cli.ts';
 import { freePort } from '../src/stack/ports.ts';
-import { peakRssMiB } from './support.ts';
+import { peakRssMiB, spawnWorker, stopProcess } from './support.ts';
 import { decide } from '../src/streaming/policy.ts';
 import { loadRouting, type Routing } from '../src/streaming/routing.ts';
 import { streamingSettings } from '../src/streaming/settings.ts';
@@ -38,12 +38,15 @@ const opts = new Command()
   .option('--seconds <n>', 'seconds at each rate', '60')
   .option('--mode <mode>', 'fan-out mode of ride_started: batched or per-event', 'batched')
   .option('--rates <list>', 'arrival rates, events per second (default: 500,1000,2000,5000 batched; 20,50,100 per-event)')
+  .option('--workers <n>', 'worker processes (`mldeploy worker`, each running the main queue and every consumer); 0 runs the workers inside this process', '1')
   .option('--persistent', 'the dev server keeps its history in a SQLite file, as `mldeploy dev` runs it (default: in memory)')
   .parse()
-  .opts<{ seconds: string; rates?: string; mode: string; persistent?: boolean }>();
+  .opts<{ seconds: string; rates?: string; mode: string; workers: string; persistent?: boolean }>();
 if (opts.mode !== 'batched' && opts.mode !== 'per-event') throw new Error(`--mode must be batched or per-event, got ${opts.mode}`);
 const mode = opts.mode;
 const seconds = Number(opts.seconds);
+const workerProcesses = Number(opts.workers);
+if (!Number.isInteger(workerProcesses) || workerProcesses < 0) throw new Error('--workers must be a whole number');
 const rates = (opts.rates ?? (mode === 'batched' ? '500,1000,2000,5000' : '20,50,100')).split(',').map(Number);
 if (!(seconds > 0) || rates.some((r) => !(r > 0))) throw new Error('--seconds and --rates must be positive numbers');
 
@@ -111,12 +114,29 @@ const settings = streamingSettings({ ...config.streaming, routingFile, namespace
 const inbound = new PostgresInboundLog(stack.pool, tag);
 const deps = { connection: native, namespace: target.namespace, pool: stack.pool, store, models, settings, inbound };
 const taskQueue = `${tag}-events`;
-const ingress = new EventIngress({ client, eagerClient, taskQueue, namespace: tag, routingFile, backend: await settings.backend(), inbound, waitMs: 120_000 });
-const workers: Worker[] = [
-  await createEventWorker(deps, taskQueue, { workflowsPath: WORKFLOWS_PATH }),
-  ...(await createConsumerWorkers(deps, await selectConsumerQueues(routingFile, []))),
-];
+// Workers in processes of their own, as deployed (the load generator and the producers' ingress
+// stay here), or in this process with --workers 0 (then per-event starts are eager, as in `mldeploy dev`).
+const children = await Promise.all(
+  Array.from({ length: workerProcesses }, () =>
+    spawnWorker({
+      DATABASE_URL: stack.databaseUrl,
+      ...(server ? { TEMPORAL_ADDRESS: server.address } : {}),
+      MLDEPLOY_TASK_QUEUE: taskQueue,
+      MLDEPLOY_ROUTING_FILE: routingFile,
+      MLDEPLOY_STREAM_NAMESPACE: tag,
+      MLDEPLOY_WORKER_METRICS_PORT: '0',
+      MLDEPLOY_SDK_METRICS_PORT: '0',
+    }),
+  ),
+);
+const ingress = new EventIngress({ client, eagerClient: workerProcesses === 0 ? eagerClient : undefined, taskQueue, namespace: tag, routingFile, backend: await settings.backend(), inbound, waitMs: 120_000 });
+const workers: Worker[] =
+  workerProcesses > 0
+    ? []
+    : [await createEventWorker(deps, taskQueue, { workflowsPath: WORKFLOWS_PATH }), ...(await createConsumerWorkers(deps, await selectConsumerQueues(routingFile, [])))];
 const running = workers.map((w) => w.run());
+const workerPids = workerProcesses > 0 ? children.map((c) => c.pid!) : [process.pid];
+const workersCpu = () => workerPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
 
 async function floor(events: number) {
   const route = routing.events.ride_started;
@@ -153,7 +173,7 @@ async function atRate(rate: number, label: string) {
   const backlog: Array<[number, number]> = [];
   const pending: Promise<void>[] = [];
   const historyBefore = await historyEvents();
-  const cpuBefore = { server: server?.pid ? cpuSeconds(server.pid) : NaN, bench: cpuSeconds(process.pid) };
+  const cpuBefore = { server: server?.pid ? cpuSeconds(server.pid) : NaN, bench: cpuSeconds(process.pid), workers: workersCpu() };
   const t0 = performance.now();
   const sampler = setInterval(() => backlog.push([(performance.now() - t0) / 1000, pending.length - done - failed]), 250);
   for (let i = 0; i < total; i++) {
@@ -184,6 +204,7 @@ async function atRate(rate: number, label: string) {
   const cpuMsPerEvent = (pid: number | undefined, before: number) => (pid ? ((cpuSeconds(pid) - before) * 1000) / total : NaN);
   const serverCpuMs = cpuMsPerEvent(server?.pid, cpuBefore.server);
   const processCpuMs = cpuMsPerEvent(process.pid, cpuBefore.bench);
+  const workersCpuMs = ((workersCpu() - cpuBefore.workers) * 1000) / total;
   // Visibility lags the histories a little: give it a moment before counting.
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   const historyPerEvent = ((await historyEvents()) - historyBefore) / Math.max(1, done);
@@ -191,6 +212,7 @@ async function atRate(rate: number, label: string) {
     rate,
     serverCpuMs,
     processCpuMs,
+    workersCpuMs,
     historyPerEvent,
     sustained: done / elapsed,
     p50: percentile(latencies, 50),
@@ -202,7 +224,7 @@ async function atRate(rate: number, label: string) {
   };
 }
 
-say(`mode: ${mode}`);
+say(`mode: ${mode}; worker processes: ${workerProcesses === 0 ? 'none (workers in this process)' : workerProcesses}`);
 const f = await floor(2_000);
 say(
   `floor (3 model calls + decision in-process, no Temporal): ${f.rate.toFixed(0)} events/s, latency p50 ${f.p50.toFixed(3)} ms, p95 ${f.p95.toFixed(3)} ms, p99 ${f.p99.toFixed(3)} ms`,
@@ -218,7 +240,7 @@ for (const rate of rates) {
     `${rate} events/s for ${seconds} s: sustained ${r.sustained.toFixed(1)} events/s, latency p50 ${r.p50.toFixed(0)} ms (${(r.p50 / f.p50).toFixed(0)}x floor), ` +
       `p95 ${r.p95.toFixed(0)} ms (${(r.p95 / f.p95).toFixed(0)}x), p99 ${r.p99.toFixed(0)} ms (${(r.p99 / f.p99).toFixed(0)}x), ` +
       `backlog ${r.backlogSlope >= 0 ? '+' : ''}${r.backlogSlope.toFixed(2)} events/s (${r.backlogAtEnd} waiting when arrivals stopped), failed ${r.failed}; ` +
-      `CPU per event: Temporal server ${r.serverCpuMs.toFixed(2)} ms, this process (workers + load generator) ${r.processCpuMs.toFixed(2)} ms; ` +
+      `CPU per event: Temporal server ${r.serverCpuMs.toFixed(2)} ms, ${workerProcesses > 0 ? `worker processes ${r.workersCpuMs.toFixed(2)} ms, load generator + ingress ${r.processCpuMs.toFixed(2)} ms` : `this process (workers + load generator) ${r.processCpuMs.toFixed(2)} ms`}; ` +
       `Temporal history events per event ${r.historyPerEvent.toFixed(2)}; sustained rate / floor ${(r.sustained / f.rate).toFixed(3)} → ${holds ? 'holds' : 'does not hold'}`,
   );
 }
@@ -228,6 +250,7 @@ say(`highest rate that holds (p95 < 250 ms, no backlog growth): ${held.length ? 
 
 ingress.close();
 for (const w of workers) w.shutdown();
+await Promise.all(children.map(stopProcess));
 await Promise.all(running);
 await models.release();
 await (await settings.backend()).close();

@@ -32,7 +32,9 @@ export async function createWorker(deps: WorkerDeps, taskQueue: string, opts: { 
     activities: createActivities(deps, deps.settings),
     // The main queue runs every event's fan-out workflow as well as the batch runs.
     ...EVENT_WORKFLOW_TUNING,
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 8,
+    // Batch chunks (bounded by each job's parallelism) and every batched partition's claim,
+    // decide and idle wait share these slots.
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 32,
     // Let in-flight chunks finish on SIGTERM; a chunk that does not is retried elsewhere.
     shutdownGraceTime: '30 seconds',
     // Heartbeats reach the server (and a cancellation reaches a chunk) within 2 s, not 80% of the heartbeat timeout.
