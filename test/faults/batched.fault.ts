@@ -59,9 +59,13 @@ afterAll(async () => {
   if (results.length) {
     const lines = results.map((r) => `| ${r.scenario} | ${EVENTS.toLocaleString('en')} events | ${r.rate} | ${r.seconds} s | ${r.outcome} | ${r.detail} |`);
     console.log(
-      ['', `Batched fault-injection results (${EVENTS} events, offered ${RATE}/s)`, '| scenario | size | rate | duration | outcome | at the fault |', '|---|---|---|---|---|---|', ...lines].join(
-        '\n',
-      ),
+      [
+        '',
+        `Batched fault-injection results (${EVENTS} events, offered ${RATE}/s)`,
+        '| scenario | size | rate | duration | outcome | at the fault |',
+        '|---|---|---|---|---|---|',
+        ...lines,
+      ].join('\n'),
     );
   }
   await stack?.close();
@@ -137,7 +141,29 @@ async function runScenario(scenario: string, topology: WorkerSpec[], fault: (ctx
       detail: `${what}; ${atFault}; ${producer.stats.retried} emits retried; drained ${drained} s after the last emit`,
     });
   } catch (err) {
-    results.push({ scenario, rate, seconds: ((Date.now() - started) / 1000).toFixed(0), outcome: 'FAILED', detail: String((err as Error).message).split('\n')[0].slice(0, 160) });
+    // What the workers said and where the partition workflows are: the failure's context.
+    const states = await Promise.all(
+      [...Array(PARTITIONS).keys()].map(async (p) => {
+        const d = await stack.client.workflow
+          .getHandle(`stream-${deployment.streamNamespace}-ride_started-p${p}`)
+          .describe()
+          .catch((e: Error) => ({ status: { name: `unknown (${e.message})` }, raw: { pendingActivities: [] } }));
+        return `p${p}: ${d.status.name}, pending ${JSON.stringify((d.raw.pendingActivities ?? []).map((a) => [a.activityType?.name, a.attempt, a.lastFailure?.message]))}`;
+      }),
+    );
+    const outputs = [...workers.values()].map((w) => `--- worker ${w.label}:\n${w.output().slice(-2000)}`);
+    const offsets = await committedOffsets(stack.pool, deployment);
+    (err as Error).message +=
+      `\npartition workflows: ${states.join('; ')}\ncommitted: ${JSON.stringify([...(offsets ?? [])])}; producer ${JSON.stringify(producer.stats)}\n${outputs.join('\n')}`;
+    results.push({
+      scenario,
+      rate,
+      seconds: ((Date.now() - started) / 1000).toFixed(0),
+      outcome: 'FAILED',
+      detail: String((err as Error).message)
+        .split('\n')[0]
+        .slice(0, 160),
+    });
     throw err;
   } finally {
     await producer.close();
@@ -176,11 +202,8 @@ describe('fault injection, batched mode', () => {
   it('batched: kill the tip consumer worker for 30 s', async () => {
     await runScenario('batched: kill tip consumer 30 s', SPLIT, async ({ deployment, workers, respawn }) => {
       const tipPredictions = async () =>
-        (
-          await stack.pool.query(`SELECT count(*)::int AS n FROM stream_records WHERE stream = $1 AND record->>'consumer' = 'tip'`, [
-            `${deployment.streamNamespace}.predictions`,
-          ])
-        ).rows[0].n as number;
+        (await stack.pool.query(`SELECT count(*)::int AS n FROM stream_records WHERE stream = $1 AND record->>'consumer' = 'tip'`, [`${deployment.streamNamespace}.predictions`]))
+          .rows[0].n as number;
       await workers.get('tip')!.kill();
       // A batch the tip worker had started may still be writing its appends: let them land.
       await sleep(1_000);

@@ -157,16 +157,18 @@ export async function checkBatchedStream(pool: Pool, deployment: Deployment): Pr
     `SELECT record->>'eventId' AS event, record->>'consumer' AS consumer, (record->>'prediction')::float8 AS prediction FROM stream_records WHERE stream = $1`,
     [`${deployment.streamNamespace}.predictions`],
   );
-  const { rows: d } = await pool.query(`SELECT record->>'eventId' AS event, record->>'status' AS status, record->'missing' AS missing, record->'predictions' AS predictions FROM stream_records WHERE stream = $1`, [
-    `${deployment.streamNamespace}.decisions`,
-  ]);
+  const { rows: d } = await pool.query(
+    `SELECT record->>'eventId' AS event, record->>'status' AS status, record->'missing' AS missing, record->'predictions' AS predictions FROM stream_records WHERE stream = $1`,
+    [`${deployment.streamNamespace}.decisions`],
+  );
   const predicted = new Map<string, number>(p.map((r) => [`${r.event}/${r.consumer}`, r.prediction as number]));
   const decided = new Set<string>(d.map((r) => r.event));
   let complete = 0;
   let mismatches = 0;
   for (const r of d) {
     const predictions = (r.predictions ?? {}) as Record<string, number>;
-    if (r.status === 'decided' && Array.isArray(r.missing) && r.missing.length === 0 && CONSUMERS.every((c) => c in predictions) && Object.keys(predictions).length === 3) complete++;
+    if (r.status === 'decided' && Array.isArray(r.missing) && r.missing.length === 0 && CONSUMERS.every((c) => c in predictions) && Object.keys(predictions).length === 3)
+      complete++;
     for (const c of CONSUMERS) {
       const stored = predicted.get(`${r.event}/${c}`);
       if (stored !== undefined && stored !== predictions[c]) mismatches++;

@@ -24,6 +24,8 @@ export interface WorkerProcess {
   exited: Promise<number | null>;
   /** Exit status of a process that ended without being asked to (null while it runs). */
   unexpectedExit(): string | null;
+  /** The last few thousand characters the process wrote (stdout and stderr), for failure reports. */
+  output(): string;
   kill(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -73,6 +75,7 @@ export async function spawnWorker(stack: FaultStack, deployment: Deployment, spe
     child,
     exited,
     unexpectedExit: () => exitStatus,
+    output: () => output,
     kill: () => signal('SIGKILL'),
     stop: () => signal('SIGTERM'),
   };
