@@ -129,7 +129,16 @@ const children = await Promise.all(
     }),
   ),
 );
-const ingress = new EventIngress({ client, eagerClient: workerProcesses === 0 ? eagerClient : undefined, taskQueue, namespace: tag, routingFile, backend: await settings.backend(), inbound, waitMs: 120_000 });
+const ingress = new EventIngress({
+  client,
+  eagerClient: workerProcesses === 0 ? eagerClient : undefined,
+  taskQueue,
+  namespace: tag,
+  routingFile,
+  backend: await settings.backend(),
+  inbound,
+  waitMs: 120_000,
+});
 const workers: Worker[] =
   workerProcesses > 0
     ? []

@@ -5,19 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFaultStack, type FaultStack } from './stack.ts';
 import { spawnWorker, type Deployment, type WorkerProcess, type WorkerSpec } from './workers.ts';
-import {
-  batchProgress,
-  batchResult,
-  checkBatch,
-  checkStream,
-  createDeployment,
-  decisionCount,
-  emitRange,
-  seedWorkload,
-  sleep,
-  startBatch,
-  waitUntil,
-} from './workload.ts';
+import { batchProgress, batchResult, checkBatch, checkStream, createDeployment, decisionCount, emitRange, seedWorkload, sleep, startBatch, waitUntil } from './workload.ts';
 
 function sizeFromEnv(name: string, fallback: number, minimum: number): number {
   const raw = process.env[name];
@@ -148,7 +136,15 @@ async function runScenario(scenario: string, topology: WorkerSpec[], fault: (ctx
     // Workers reconnected by themselves: none of them ended without being asked to.
     for (const w of workers.values()) expect(w.unexpectedExit()).toBeNull();
   } catch (err) {
-    row(stage, stage === 'batch' ? `${ROWS} rows` : `${EVENTS} events`, started, 'FAILED', String((err as Error).message).split('\n')[0].slice(0, 120));
+    row(
+      stage,
+      stage === 'batch' ? `${ROWS} rows` : `${EVENTS} events`,
+      started,
+      'FAILED',
+      String((err as Error).message)
+        .split('\n')[0]
+        .slice(0, 120),
+    );
     throw err;
   } finally {
     await Promise.all([...workers.values()].map((w) => w.stop()));
@@ -186,11 +182,8 @@ describe('fault injection', () => {
   it('kill the tip consumer worker for 30 s', async () => {
     await runScenario('kill tip consumer 30 s', SPLIT, async ({ deployment, workers, respawn }) => {
       const tipPredictions = async () =>
-        (
-          await stack.pool.query(`SELECT count(*)::int AS n FROM stream_records WHERE stream = $1 AND record->>'consumer' = 'tip'`, [
-            `${deployment.streamNamespace}.predictions`,
-          ])
-        ).rows[0].n as number;
+        (await stack.pool.query(`SELECT count(*)::int AS n FROM stream_records WHERE stream = $1 AND record->>'consumer' = 'tip'`, [`${deployment.streamNamespace}.predictions`]))
+          .rows[0].n as number;
       await workers.get('tip')!.kill();
       const afterKill = await tipPredictions();
       await sleep(30_000);

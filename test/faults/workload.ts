@@ -205,10 +205,7 @@ export async function checkStream(pool: Pool, deployment: Deployment): Promise<S
      WHERE d.stream = $1 AND (d.record->'predictions'->>(p.record->>'consumer'))::float8 IS DISTINCT FROM (p.record->>'prediction')::float8`,
     [decisions, predictions],
   );
-  const { rows: dl } = await pool.query(`SELECT count(*)::int AS n FROM dead_letters WHERE event_type = $1 AND event_id LIKE $2`, [
-    EVENT_TYPE,
-    `${deployment.streamNamespace}-%`,
-  ]);
+  const { rows: dl } = await pool.query(`SELECT count(*)::int AS n FROM dead_letters WHERE event_type = $1 AND event_id LIKE $2`, [EVENT_TYPE, `${deployment.streamNamespace}-%`]);
   return {
     predictions: p[0].n,
     distinctEventConsumers: p[0].pairs,

@@ -64,7 +64,7 @@ export function partitionActivities(consumerQueue: string, consumerNames: string
     if (!m) map.set(k, (m = new Map()));
     m.set(inner, (m.get(inner) ?? 0) + 1);
   };
-  const runId = () => Context.current().info.workflowExecution.runId;
+  const runId = () => Context.current().info.workflowExecution?.runId ?? '';
   const plans: BatchConsumerPlan[] = consumerNames.map((name) => ({
     name,
     taskQueue: consumerQueue,
