@@ -32,9 +32,9 @@ export async function createWorker(deps: WorkerDeps, taskQueue: string, opts: { 
     activities: createActivities(deps, deps.settings),
     // The main queue runs every event's fan-out workflow as well as the batch runs.
     ...EVENT_WORKFLOW_TUNING,
-    // Batch chunks (bounded by each job's parallelism) and every batched partition's claim,
-    // decide and idle wait share these slots.
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 32,
+    // Batch chunks and batched partitions' claim, decide and idle wait share these slots. More
+    // slots let one worker take a whole run's chunks while others stand idle (measured with 32).
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 8,
     // Let in-flight chunks finish on SIGTERM; a chunk that does not is retried elsewhere.
     shutdownGraceTime: '30 seconds',
     // Heartbeats reach the server (and a cancellation reaches a chunk) within 2 s, not 80% of the heartbeat timeout.
