@@ -1,7 +1,8 @@
 // Starting the partition workflows of batched mode. Idempotent: the workflow id is derived
 // from (namespace, event type, partition), so any number of workers and producers may call it
 // and exactly one workflow runs per partition. A partition workflow that was terminated is
-// started again and resumes from the partition's committed offset.
+// started again and resumes from the partition's committed offset; one running on another
+// task queue is moved to the caller's.
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { streamPartition } from '../../workflows/stream-partition.ts';
 import { EVENT_TYPE, PARTITION } from '../../workflows/search-attributes.ts';
@@ -27,21 +28,28 @@ export async function ensurePartitionWorkflows(client: Client, eventType: string
   return Promise.all(
     [...wanted].map(async (partition) => {
       const workflowId = partitionWorkflowId(options.namespace, eventType, partition);
-      try {
-        await client.workflow.start<typeof streamPartition>('streamPartition', {
+      const start = (workflowIdConflictPolicy: 'USE_EXISTING' | 'TERMINATE_EXISTING') =>
+        client.workflow.start<typeof streamPartition>('streamPartition', {
           workflowId,
           taskQueue: options.taskQueue,
           args: [{ eventType, partition, namespace: options.namespace }],
-          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdConflictPolicy,
           workflowIdReusePolicy: 'ALLOW_DUPLICATE',
           typedSearchAttributes: [
             { key: EVENT_TYPE, value: eventType },
             { key: PARTITION, value: partition },
           ],
         });
+      try {
+        await start('USE_EXISTING');
       } catch (err) {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       }
+      // A partition workflow left on another task queue (MLDEPLOY_TASK_QUEUE changed, or a
+      // deployment that is gone) would wait there for ever: move it to this one. Its state is in
+      // the log (the committed offset), and batches in flight are claimed again idempotently.
+      const running = await client.workflow.getHandle(workflowId).describe();
+      if (running.status.name === 'RUNNING' && running.taskQueue !== options.taskQueue) await start('TERMINATE_EXISTING');
       return workflowId;
     }),
   );

@@ -3,6 +3,7 @@
 // invalid events dead-lettered beside normally decided neighbours.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventIngress } from '../../src/streaming/ingress.ts';
+import { ensurePartitionWorkflows } from '../../src/streaming/partitions.ts';
 import type { Decision, PredictionRecord } from '../../src/streaming/types.ts';
 import { openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
 import { inParallel, openStreamRig, readAll, registerRideModels, ride, rideRoute, type ExampleModels, type StreamTestRig } from './stream-env.ts';
@@ -94,5 +95,16 @@ describe('batched ride_started fan-out', () => {
     expect(rows[0].reason).toMatch(/PULocationID|DOLocationID|trip_distance/);
     const predictions = await readAll<PredictionRecord>(rig.backend, 'predictions');
     expect(predictions.filter((p) => p.value.eventId === ids[10])).toHaveLength(0);
+  });
+
+  it('moves a partition workflow left on another task queue to the one that ensures it; its events are then decided', async () => {
+    const ensure = (taskQueue: string) => ensurePartitionWorkflows(env.client, 'ride_started', 4, { taskQueue, namespace: rig.tag, inbound: rig.inbound });
+    const [p0] = await ensure(uniqueName('gone'));
+    expect((await env.client.workflow.getHandle(p0).describe()).taskQueue).not.toBe(rig.taskQueue);
+    await ensure(rig.taskQueue);
+    expect((await env.client.workflow.getHandle(p0).describe()).taskQueue).toBe(rig.taskQueue);
+    const id = uniqueName('moved');
+    const result = await ingress.emit({ id, type: 'ride_started', payload: { ride: ride(2), ride_id: id } }, { wait: true });
+    expect(result.status === 'done' && result.decision.status).toBe('decided');
   });
 });
