@@ -33,6 +33,11 @@ export function logLevel(env: NodeJS.ProcessEnv = process.env): z.output<typeof 
   return parsed.success ? parsed.data : 'info';
 }
 
+/** The folders PATH names, where the Temporal CLI is looked for after TEMPORAL_CLI_PATH. */
+export function executableSearchPath(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.PATH ?? '').split(path.delimiter).filter(Boolean);
+}
+
 const flag = z
   .enum(['0', '1', 'false', 'true'])
   .default('0')

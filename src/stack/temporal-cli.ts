@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { executableSearchPath } from '../config.ts';
 
 const run = promisify(execFile);
 
@@ -33,9 +34,9 @@ async function works(binary: string): Promise<boolean> {
 }
 
 function onPath(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+  for (const dir of executableSearchPath()) {
     const candidate = path.join(dir, name);
-    if (dir && fs.existsSync(candidate)) return candidate;
+    if (fs.existsSync(candidate)) return candidate;
   }
   return null;
 }
