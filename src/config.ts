@@ -94,6 +94,12 @@ const EnvSchema = z.object({
   MLDEPLOY_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   MLDEPLOY_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   MLDEPLOY_SDK_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
+  // MLflow's own variables, for `models import` and `models follow`.
+  MLFLOW_TRACKING_URI: z.string().optional(),
+  MLFLOW_TRACKING_TOKEN: z.string().optional(),
+  MLFLOW_TRACKING_USERNAME: z.string().optional(),
+  MLFLOW_TRACKING_PASSWORD: z.string().optional(),
+  MLFLOW_TRACKING_INSECURE_TLS: flag,
 });
 
 export type Config = ReturnType<typeof loadConfig>;
@@ -164,6 +170,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       workerPort: e.MLDEPLOY_WORKER_METRICS_PORT,
       /** The Temporal SDK's Prometheus exporter (temporal_* metrics). */
       sdkPort: e.MLDEPLOY_SDK_METRICS_PORT,
+    },
+    mlflow: {
+      trackingUri: e.MLFLOW_TRACKING_URI,
+      token: e.MLFLOW_TRACKING_TOKEN,
+      username: e.MLFLOW_TRACKING_USERNAME,
+      password: e.MLFLOW_TRACKING_PASSWORD,
+      insecureTls: e.MLFLOW_TRACKING_INSECURE_TLS,
     },
   };
 }
