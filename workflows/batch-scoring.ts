@@ -19,7 +19,7 @@ import type { Activities } from '../activities/index.ts';
 import type { BatchJobInput } from '../src/batch/job.ts';
 import type { RunContext, RunSummary } from '../src/batch/scorer.ts';
 import { previousPeriod, type Window } from './batch-window.ts';
-import { JOB, MODEL_NAME, MODEL_VERSION, SCHEDULED_START_TIME } from './search-attributes.ts';
+import { DRIFT, JOB, MODEL_NAME, MODEL_VERSION, SCHEDULED_START_TIME } from './search-attributes.ts';
 
 export interface BatchProgress {
   runId: string;
@@ -72,6 +72,8 @@ export const PATCHES = {
   chunksWaitCancellation: 'batch-chunks-wait-cancellation',
   /** A cancelled run marks batch_runs 'cancelled' in a non-cancellable scope. */
   cancelCleanup: 'batch-cancel-cleanup',
+  /** A run with a drift verdict sets MldeployDrift once finalized. */
+  driftSearchAttribute: 'batch-drift-search-attribute',
 } as const;
 
 /** The window to score: the job's own, or the period before the scheduled time. */
@@ -129,7 +131,9 @@ export async function batchScoring(job: BatchJobInput, checkpoint?: BatchCheckpo
     if (progress.chunksDone < progress.chunks) {
       return await continueAsNew<typeof batchScoring>(job, { ctx: runContext, progress });
     }
-    return await finalizeBatchRun({ ctx: runContext });
+    const summary = await finalizeBatchRun({ ctx: runContext });
+    if (summary.drift && patched(PATCHES.driftSearchAttribute)) upsertSearchAttributes([{ key: DRIFT, value: summary.drift.drifted ? 'drifted' : 'stable' }]);
+    return summary;
   } catch (err) {
     if (isCancellation(err) && patched(PATCHES.cancelCleanup)) {
       // The run's scope is cancelled, so cleanup runs in a scope that is not: wait until every

@@ -61,6 +61,11 @@ export const BatchJobSchema = z
     parallelism: z.number().int().min(1).max(64).default(4),
     /** Chunks one workflow run schedules before it continues as new, bounding its history. */
     chunksPerRun: z.number().int().min(1).max(2000).default(500),
+    /** Drift verdicts (docs/monitoring.md), when the model version has a reference profile. */
+    drift: z
+      .object({ psi: z.number().positive().max(10).default(0.2), share: z.number().gt(0).max(1).default(0.5) })
+      .strict()
+      .default({ psi: 0.2, share: 0.5 }),
   })
   .strict()
   .refine((j) => j.window || j.period, { message: 'give either window {from, to} or period (hour, day, month)' })

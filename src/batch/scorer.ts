@@ -15,6 +15,11 @@ import { mergeStats, StatsAccumulator, type RunStats } from './stats.ts';
 import { JobError, quoteIdent, quoteTable, type BatchJob } from './job.ts';
 import { recordChunkCommitted } from '../observability/batch-metrics.ts';
 import { DataPlane } from '../inference/data-plane.ts';
+import { DriftAccumulator, mergePartials, type DriftPartial } from '../monitoring/histograms.ts';
+import { computeDrift, summarizeDrift, type DriftSummary } from '../monitoring/drift.ts';
+import type { Profile } from '../monitoring/profile.ts';
+import { rejectedByReason } from '../monitoring/rejections.ts';
+import { recordRunDrift } from '../observability/batch-metrics.ts';
 
 export interface RunContext {
   runId: string;
@@ -83,6 +88,13 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
        ON CONFLICT (run_id) DO UPDATE SET status = 'running', started_at = now(), finished_at = NULL`,
       [ctx.runId, ctx.workflowId, job.name, ctx.model.name, ctx.model.version, job.source.table, job.target, window.from, window.to],
     );
+    // The run is measured against the version's reference profile as it is now (none: no drift).
+    await client.query(
+      `UPDATE batch_runs SET drift = NULL, drifted = NULL,
+              reference = (SELECT profile FROM model_profiles WHERE name = $2 AND version = $3)
+       WHERE run_id = $1`,
+      [ctx.runId, ctx.model.name, ctx.model.version],
+    );
     await client.query('DELETE FROM batch_chunks WHERE run_id = $1', [ctx.runId]);
     const plan = await client.query(
       `INSERT INTO batch_chunks (run_id, chunk_no, key_lo, key_hi, planned_rows)
@@ -112,9 +124,14 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
  */
 export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, model: LoadedModel, heartbeat: () => void = () => {}, signal?: AbortSignal): Promise<ChunkCounts> {
   const { job, window } = ctx;
-  const chunk = await pool.query('SELECT key_lo, key_hi FROM batch_chunks WHERE run_id = $1 AND chunk_no = $2', [ctx.runId, chunkNo]);
+  const chunk = await pool.query(
+    'SELECT c.key_lo, c.key_hi, r.reference FROM batch_chunks c JOIN batch_runs r USING (run_id) WHERE c.run_id = $1 AND c.chunk_no = $2',
+    [ctx.runId, chunkNo],
+  );
   if (!chunk.rows[0]) throw new JobError(`run ${ctx.runId} has no chunk ${chunkNo}`);
   const { key_lo: lo, key_hi: hi } = chunk.rows[0];
+  const reference: Profile | null = chunk.rows[0].reference;
+  const drift = reference ? new DriftAccumulator(reference, model) : null;
   const { idColumn, timestampColumn, actualColumn, passthrough } = job.source;
   const id = quoteIdent(idColumn);
   const ts = quoteIdent(timestampColumn);
@@ -167,9 +184,10 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
       let text = '';
       for (let i = 0; i < batch.length; i++) {
         const p = predictions[i];
-        if (p === null) continue;
         const row = batch[i];
         const actual = actualColumn ? (row[actualColumn] as number | null) : null;
+        drift?.add(row, p, actual);
+        if (p === null) continue;
         stats.add(p, actual);
         const extra = passthrough.length ? csvField(Object.fromEntries(passthrough.map((c) => [c, row[c]]))) : '';
         text += `${head}${row[idColumn]},${p},${csvField(actual)},${csvField(row[timestampColumn])},${extra}${tail}`;
@@ -189,7 +207,7 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
     const partial = stats.finish();
     await writer.query(
       `UPDATE batch_chunks SET rows_scored = $3, rows_rejected = $4, scored_by = $5, scored_at = now(),
-              pred_sum = $6, pred_sumsq = $7, actual_rows = $8, sq_error_sum = $9, percentiles = $10
+              pred_sum = $6, pred_sumsq = $7, actual_rows = $8, sq_error_sum = $9, percentiles = $10, drift = $11
        WHERE run_id = $1 AND chunk_no = $2`,
       [
         ctx.runId,
@@ -202,6 +220,7 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
         partial.actualRows,
         partial.sqErrorSum,
         JSON.stringify(partial.percentiles),
+        drift ? JSON.stringify(drift.result()) : null,
       ],
     );
     await writer.query('COMMIT');
@@ -231,12 +250,14 @@ export interface RunSummary {
   durationMs: number;
   stats: RunStats | null;
   firstRejections: string[];
+  /** Present when the model version has a reference profile (the full report is in batch_runs.drift). */
+  drift?: DriftSummary;
 }
 
 /** Totals the chunks, merges their prediction statistics and closes the run's summary row. */
 export async function finalizeRun(pool: Pool, ctx: RunContext): Promise<RunSummary> {
   const { rows: chunks } = await pool.query(
-    `SELECT scored_at, rows_scored, rows_rejected, pred_sum, pred_sumsq, actual_rows, sq_error_sum, percentiles
+    `SELECT scored_at, rows_scored, rows_rejected, pred_sum, pred_sumsq, actual_rows, sq_error_sum, percentiles, drift
      FROM batch_chunks WHERE run_id = $1`,
     [ctx.runId],
   );
@@ -249,12 +270,18 @@ export async function finalizeRun(pool: Pool, ctx: RunContext): Promise<RunSumma
   );
   const rejections = await pool.query('SELECT entity_id, reason FROM rejected_rows WHERE run_id = $1 ORDER BY entity_id LIMIT 3', [ctx.runId]);
   const status = scored === 0 && rejected > 0 ? 'failed' : 'succeeded';
+  const runRow = await pool.query('SELECT reference FROM batch_runs WHERE run_id = $1', [ctx.runId]);
+  const reference: Profile | null = runRow.rows[0]?.reference ?? null;
+  const partials = chunks.map((c) => c.drift as DriftPartial | null);
+  const merged = reference && partials.every((p) => p !== null) ? mergePartials(partials as DriftPartial[]) : null;
+  const report = reference && merged ? computeDrift(reference, merged, await rejectedByReason(pool, ctx.runId), ctx.job.drift) : null;
   const run = await pool.query(
-    `UPDATE batch_runs SET status = $2, rows_read = $3, rows_scored = $4, rows_rejected = $5, stats = $6,
+    `UPDATE batch_runs SET status = $2, rows_read = $3, rows_scored = $4, rows_rejected = $5, stats = $6, drift = $7, drifted = $8,
             finished_at = now(), duration_ms = (extract(epoch FROM now() - started_at) * 1000)::bigint
      WHERE run_id = $1 RETURNING duration_ms`,
-    [ctx.runId, status, scored + rejected, scored, rejected, JSON.stringify(stats)],
+    [ctx.runId, status, scored + rejected, scored, rejected, JSON.stringify(stats), report && JSON.stringify(report), report?.drifted ?? null],
   );
+  if (report) recordRunDrift({ job: ctx.job.name, model: ctx.model }, report);
   return {
     runId: ctx.runId,
     job: ctx.job.name,
@@ -268,5 +295,6 @@ export async function finalizeRun(pool: Pool, ctx: RunContext): Promise<RunSumma
     durationMs: run.rows[0]?.duration_ms ?? 0,
     stats,
     firstRejections: rejections.rows.map((r) => `${r.entity_id}: ${r.reason}`),
+    ...(report ? { drift: summarizeDrift(report) } : {}),
   };
 }

@@ -123,6 +123,19 @@ export class FeatureMapper {
     return [...fields];
   }
 
+  /** Each derived feature's value for one record, undefined where it cannot be computed (model monitoring profiles them). */
+  derive(record: FeatureRecord): unknown[] {
+    const derived: unknown[] = new Array(this.spec.derived.length);
+    for (let d = 0; d < derived.length; d++) {
+      try {
+        derived[d] = computeDerived(this.spec.derived[d], record, derived, this.derivedSources);
+      } catch (err) {
+        if (!(err instanceof FieldError)) throw err;
+      }
+    }
+    return derived;
+  }
+
   map(records: readonly FeatureRecord[]): MappedBatch {
     const n = records.length;
     const buffers = this.columns.map((c) => allocate(c.dtype, n * c.width));
