@@ -124,10 +124,10 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
  */
 export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, model: LoadedModel, heartbeat: () => void = () => {}, signal?: AbortSignal): Promise<ChunkCounts> {
   const { job, window } = ctx;
-  const chunk = await pool.query(
-    'SELECT c.key_lo, c.key_hi, r.reference FROM batch_chunks c JOIN batch_runs r USING (run_id) WHERE c.run_id = $1 AND c.chunk_no = $2',
-    [ctx.runId, chunkNo],
-  );
+  const chunk = await pool.query('SELECT c.key_lo, c.key_hi, r.reference FROM batch_chunks c JOIN batch_runs r USING (run_id) WHERE c.run_id = $1 AND c.chunk_no = $2', [
+    ctx.runId,
+    chunkNo,
+  ]);
   if (!chunk.rows[0]) throw new JobError(`run ${ctx.runId} has no chunk ${chunkNo}`);
   const { key_lo: lo, key_hi: hi } = chunk.rows[0];
   const reference: Profile | null = chunk.rows[0].reference;

@@ -42,7 +42,7 @@ export function recordChunkCommitted({ job, model }: BatchMetricLabels, counts: 
 
 const featurePsi = new Gauge({
   name: 'mldeploy_drift_feature_psi',
-  help: 'PSI of each model input feature in the latest finalized batch run of a job and model, against the version\'s reference profile',
+  help: "PSI of each model input feature in the latest finalized batch run of a job and model, against the version's reference profile",
   labelNames: ['job', 'model', 'feature'] as const,
   registers: [metricsRegistry],
 });
