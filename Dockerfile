@@ -7,9 +7,9 @@ ENV NODE_ENV=production \
     MLDEPLOY_DATA_DIR=/app/.mldeploy
 WORKDIR /app
 
-# Dependencies first, so a source change reuses this layer. .npmrc skips onnxruntime-node's
-# GPU download (the CPU runtime ships in the package).
-COPY package.json package-lock.json .npmrc ./
+# Dependencies first, so a source change reuses this layer. package.json's allowScripts denies
+# onnxruntime-node's install script (its GPU download; the CPU runtime ships in the package).
+COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY tsconfig.json ./

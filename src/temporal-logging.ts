@@ -16,10 +16,17 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
 
 let installed = false;
 
+/**
+ * Warnings the SDK gives for a setup mldeploy chose: consumer workers run activities only, so
+ * a normal start is not shown as a problem (they stay visible at debug level).
+ */
+const EXPECTED = new Set(['No workflows registered, not polling for workflow tasks']);
+
 function loggingOptions(): RuntimeOptions {
   const sdkLevel: LogLevel = log.level === 'debug' || log.level === 'trace' ? 'DEBUG' : 'WARN';
   const logger = new DefaultLogger(sdkLevel, (entry) => {
-    log[PINO_LEVEL[entry.level]]({ sdk: 'temporal', ...entry.meta }, entry.message);
+    const level = entry.level === 'WARN' && EXPECTED.has(entry.message) ? 'debug' : PINO_LEVEL[entry.level];
+    log[level]({ sdk: 'temporal', ...entry.meta }, entry.message);
   });
   return { logger };
 }

@@ -67,7 +67,7 @@ export function devCommand(program: Command): void {
           ingress = await ingressFor(resources, eagerClient);
           say(await demoEvent(ingress, config.streaming.waitMs));
           // --once picks a free port, so it never collides with a running service.
-          web = await webServiceFor(resources, { port: opts.once ? 0 : undefined, eagerClient, ingress });
+          web = await webServiceFor(resources, { port: opts.once ? 0 : undefined, eagerClient, ingress, quiet: true });
           say(`Web service: ${web.url} (docs ${web.url}/docs)`);
           say(`  ${await demoPrediction(web.url, config.serve.apiToken)}`);
           if (!opts.once) {

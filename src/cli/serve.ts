@@ -20,6 +20,8 @@ export interface WebServiceOptions {
   eagerClient?: Client;
   /** The process's event ingress, when it has one already (mldeploy dev). */
   ingress?: EventIngress;
+  /** No info logs (mldeploy dev's terminal is for people). */
+  quiet?: boolean;
 }
 
 /** The web service on a process's resources: its pool, registry, models and stream backend. */
@@ -27,7 +29,7 @@ export async function webServiceFor(resources: Resources, opts: WebServiceOption
   const { config, stack } = resources;
   const serve = { ...config.serve, host: opts.host ?? config.serve.host, port: opts.port ?? config.serve.port };
   const plugins = stack.temporal ? [await eventRoutes(resources, opts)] : [];
-  return startWebService({ pool: resources.pool, store: resources.store, models: resources.models, config: serve, plugins });
+  return startWebService({ pool: resources.pool, store: resources.store, models: resources.models, config: serve, plugins, quiet: opts.quiet });
 }
 
 /** POST /v1/events and GET /v1/streams/…: events go to the fan-out on the stack's Temporal. */

@@ -29,6 +29,8 @@ export interface ServerOptions {
   config: ServeConfig;
   /** Registered after the auth hook, so their routes need the token too. */
   plugins?: RoutePlugin[];
+  /** At the default info level, log warnings and errors only (mldeploy dev prints its own human-readable lines). */
+  quiet?: boolean;
 }
 
 const PACKAGE_VERSION: string = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -37,7 +39,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { config } = opts;
   const app = Fastify({
-    loggerInstance: log as FastifyBaseLogger,
+    loggerInstance: (opts.quiet && log.level === 'info' ? log.child({}, { level: 'warn' }) : log) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     // Keep-alive connections that are idle close at once on shutdown; busy ones finish first.

