@@ -5,7 +5,9 @@ import { parseJsonOption, positiveInt, printJson, UsageError, withStack } from '
 import { registerModel } from '../registry/register.ts';
 import { ModelCache } from '../registry/runtime.ts';
 import { DataPlane } from '../inference/data-plane.ts';
+import { importCommand } from './models-import.ts';
 import type { ModelVersion } from '../registry/store.ts';
+import { profileCommand, profileVersion, referenceSource } from './profile.ts';
 
 function readFile(what: string, file: string): Buffer {
   try {
@@ -38,15 +40,20 @@ export function modelsCommands(program: Command): void {
     .option('--spec <spec.json>', 'feature spec (docs/model-spec.md); default: inputs fed from fields of the same name')
     .option('--alias <alias>', 'point this alias (for example production) at the new version')
     .option('--metrics <json>', 'metrics to record, as a JSON object of numbers')
-    .action(async (name: string, file: string, opts: { spec?: string; alias?: string; metrics?: string }) => {
+    .option('--reference <file.csv|run:runId>', 'build its reference profile for drift monitoring from a CSV file or a batch run')
+    .action(async (name: string, file: string, opts: { spec?: string; alias?: string; metrics?: string; reference?: string }) => {
       const bytes = readFile('model file', file);
       const spec = opts.spec ? parseJsonOption('--spec', readFile('spec', opts.spec).toString('utf8')) : undefined;
       const metrics = opts.metrics ? (parseJsonOption('--metrics', opts.metrics) as Record<string, number>) : undefined;
+      const reference = opts.reference ? referenceSource(opts.reference) : undefined;
       await withStack({ temporal: false }, async (stack, store) => {
         const version = await registerModel(store, { name, bytes, spec, alias: opts.alias, metrics, maxBytes: stack.config.maxModelBytes });
-        printJson(summary(version));
+        const profile = reference ? await profileVersion(stack, store, version, reference) : undefined;
+        printJson({ ...summary(version), ...(profile ? { profile } : {}) });
       });
     });
+
+  importCommand(models);
 
   models
     .command('list')
@@ -71,7 +78,7 @@ export function modelsCommands(program: Command): void {
     .action(async (ref: string) => {
       await withStack({ temporal: false }, async (_stack, store) => {
         const v = await store.resolve(ref);
-        printJson({ ...summary(v), spec: v.spec });
+        printJson({ ...summary(v), spec: v.spec, ...(v.provenance ? { provenance: v.provenance } : {}) });
       });
     });
 
@@ -85,6 +92,8 @@ export function modelsCommands(program: Command): void {
         printJson(summary(await store.promote(name, number, opts.alias)));
       });
     });
+
+  profileCommand(models);
 
   program
     .command('predict <ref>')

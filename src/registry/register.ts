@@ -1,7 +1,7 @@
 // Registration: everything is validated before anything is stored.
 import { LoadedModel, sha256 } from './runtime.ts';
 import { parseSpec, SpecError } from './spec.ts';
-import type { ModelStore, ModelVersion } from './store.ts';
+import type { ModelProvenance, ModelStore, ModelVersion } from './store.ts';
 import { validateAlias, validateModelName } from './refs.ts';
 
 export class RegistrationError extends Error {
@@ -15,6 +15,8 @@ export interface RegisterRequest {
   alias?: string;
   metrics?: Record<string, number>;
   maxBytes: number;
+  /** Where an imported model came from (src/mlflow/import.ts). */
+  provenance?: ModelProvenance;
 }
 
 /** Loads, checks and test-runs a model; returns the spec to store. Throws RegistrationError. */
@@ -48,8 +50,8 @@ export async function validateModel(req: RegisterRequest) {
   }
 }
 
-export async function registerModel(store: ModelStore, req: RegisterRequest): Promise<ModelVersion> {
+export async function registerModel(store: ModelStore, req: RegisterRequest): Promise<ModelVersion & { created: boolean }> {
   const { spec, metadata } = await validateModel(req);
   const metrics = { ...(spec.metrics ?? {}), ...(req.metrics ?? {}) };
-  return store.insert({ name: req.name, bytes: req.bytes, sha256: sha256(req.bytes), metadata, spec, metrics, alias: req.alias });
+  return store.insert({ name: req.name, bytes: req.bytes, sha256: sha256(req.bytes), metadata, spec, metrics, alias: req.alias, provenance: req.provenance });
 }

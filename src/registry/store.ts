@@ -15,7 +15,12 @@ export interface ModelVersion {
   metrics: Record<string, number>;
   aliases: string[];
   createdAt: string;
+  /** Where the version came from, when it was imported (an MLflow model: src/mlflow/import.ts). */
+  provenance?: ModelProvenance;
 }
+
+/** Provenance of an imported version; `key` identifies the source, so importing it again under the same name stores nothing. */
+export type ModelProvenance = { key: string } & Record<string, unknown>;
 
 export interface ModelHead {
   latest: number;
@@ -33,7 +38,7 @@ export class ModelNotFoundError extends Error {
   override name = 'ModelNotFoundError';
 }
 
-const COLUMNS = `v.name, v.version, v.sha256, v.size_bytes, v.inputs, v.outputs, v.spec, v.metrics, v.created_at,
+const COLUMNS = `v.name, v.version, v.sha256, v.size_bytes, v.inputs, v.outputs, v.spec, v.metrics, v.created_at, v.provenance,
   COALESCE((SELECT array_agg(a.alias ORDER BY a.alias) FROM model_aliases a WHERE a.name = v.name AND a.version = v.version), '{}') AS aliases`;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row: its columns are typed by the query above
@@ -48,6 +53,7 @@ function toVersion(row: Record<string, any>): ModelVersion {
     metrics: row.metrics,
     aliases: row.aliases,
     createdAt: new Date(row.created_at).toISOString(),
+    ...(row.provenance ? { provenance: row.provenance } : {}),
   };
 }
 
@@ -55,7 +61,11 @@ export class ModelStore {
   /** Also where the model resolver opens its LISTEN connection (src/registry/resolver.ts). */
   constructor(readonly pool: Pool) {}
 
-  /** Stores a new version (the next number for that name) and, optionally, points an alias at it. */
+  /**
+   * Stores a new version (the next number for that name) and, optionally, points an alias at it.
+   * A version with the provenance key of one already stored under the name is not stored
+   * again: that one is returned (created: false), with the alias moved to it.
+   */
   async insert(v: {
     name: string;
     bytes: Uint8Array;
@@ -64,7 +74,8 @@ export class ModelStore {
     spec: FeatureSpec;
     metrics: Record<string, number>;
     alias?: string;
-  }): Promise<ModelVersion> {
+    provenance?: ModelProvenance;
+  }): Promise<ModelVersion & { created: boolean }> {
     validateModelName(v.name);
     if (v.alias) validateAlias(v.alias);
     const client = await this.pool.connect();
@@ -72,11 +83,17 @@ export class ModelStore {
       await client.query('BEGIN');
       // Serialise registrations of one name, so two of them never pick the same number.
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [v.name]);
+      const stored = v.provenance ? await findByKey(client, v.name, v.provenance.key) : undefined;
+      if (stored !== undefined) {
+        if (v.alias) await setAlias(client, v.name, v.alias, stored);
+        await client.query('COMMIT');
+        return { ...(await this.get(v.name, stored)), created: false };
+      }
       const { rows } = await client.query('SELECT COALESCE(max(version), 0) + 1 AS next FROM model_versions WHERE name = $1', [v.name]);
       const version = rows[0].next as number;
       await client.query(
-        `INSERT INTO model_versions (name, version, sha256, size_bytes, onnx, inputs, outputs, spec, metrics)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        `INSERT INTO model_versions (name, version, sha256, size_bytes, onnx, inputs, outputs, spec, metrics, provenance)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
         [
           v.name,
           version,
@@ -87,17 +104,24 @@ export class ModelStore {
           JSON.stringify(v.metadata.outputs),
           JSON.stringify(v.spec),
           JSON.stringify(v.metrics),
+          v.provenance ? JSON.stringify(v.provenance) : null,
         ],
       );
       if (v.alias) await setAlias(client, v.name, v.alias, version);
       await client.query('COMMIT');
-      return this.get(v.name, version);
+      return { ...(await this.get(v.name, version)), created: true };
     } catch (err) {
       await client.query('ROLLBACK');
       throw err;
     } finally {
       client.release();
     }
+  }
+
+  /** The version stored under a name with this provenance key, if any. */
+  async findByProvenance(name: string, key: string): Promise<ModelVersion | undefined> {
+    const version = await findByKey(this.pool, name, key);
+    return version === undefined ? undefined : this.get(name, version);
   }
 
   async promote(name: string, version: number, alias: string): Promise<ModelVersion> {
@@ -154,6 +178,11 @@ export class ModelStore {
     const { rows } = await this.pool.query(`SELECT ${COLUMNS} FROM model_versions v ORDER BY v.name, v.version`);
     return rows.map(toVersion);
   }
+}
+
+async function findByKey(db: Pick<Pool, 'query'>, name: string, key: string): Promise<number | undefined> {
+  const { rows } = await db.query(`SELECT version FROM model_versions WHERE name = $1 AND provenance->>'key' = $2`, [name, key]);
+  return rows[0]?.version as number | undefined;
 }
 
 async function setAlias(db: Pick<Pool, 'query'>, name: string, alias: string, version: number): Promise<void> {
