@@ -90,10 +90,15 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
     );
     // The run is measured against the version's reference profile as it is now (none: no drift).
     await client.query(
-      `UPDATE batch_runs SET drift = NULL, drifted = NULL,
+      `UPDATE batch_runs SET drift = NULL, drifted = NULL, source_columns = $4,
               reference = (SELECT profile FROM model_profiles WHERE name = $2 AND version = $3)
        WHERE run_id = $1`,
-      [ctx.runId, ctx.model.name, ctx.model.version],
+      [
+        ctx.runId,
+        ctx.model.name,
+        ctx.model.version,
+        JSON.stringify({ idColumn: job.source.idColumn, timestampColumn: job.source.timestampColumn, actualColumn: job.source.actualColumn ?? null }),
+      ],
     );
     await client.query('DELETE FROM batch_chunks WHERE run_id = $1', [ctx.runId]);
     const plan = await client.query(

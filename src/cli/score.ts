@@ -9,6 +9,7 @@ import { progressQuery, type batchScoring } from '../../workflows/batch-scoring.
 import type { Stack } from '../stack/stack.ts';
 import { positiveInt, printJson, UsageError, withProcessResources, withStack } from './context.ts';
 import { withWorker } from '../worker.ts';
+import { reportUrl } from '../monitoring/run-report.ts';
 
 interface JobFlags {
   job?: string;
@@ -126,7 +127,8 @@ export function scoreCommands(program: Command): void {
         }
         // Without a running stack this command started Temporal itself, so it also runs the worker.
         const summary = stack.owner ? await withWorker(resources, () => followRun(handle)) : await followRun(handle);
-        printJson({ ...summary, workflowId: handle.workflowId, link });
+        const drift = summary.drift && { ...summary.drift, report: reportUrl(stack.config.monitoring.publicUrl, summary.runId) };
+        printJson({ ...summary, ...(drift ? { drift } : {}), workflowId: handle.workflowId, link });
       });
     });
 

@@ -60,12 +60,12 @@ export function ksTest(reference: readonly number[], current: readonly number[])
 
 /** ln Γ(x), Lanczos' approximation (x > 0). */
 function logGamma(x: number): number {
-  const g = [76.18009172947146, -86.50532032941677, 24.01409824083091, -1.231739572450155, 0.1208650973866179e-2, -0.5395239384953e-5];
+  const g = [76.18009172947146, -86.50532032941678, 24.01409824083091, -1.231739572450155, 0.001208650973866179, -0.5395239384953e-5];
   let y = x;
   const tmp = x + 5.5 - (x + 0.5) * Math.log(x + 5.5);
   let ser = 1.000000000190015;
   for (const c of g) ser += c / ++y;
-  return -tmp + Math.log((2.5066282746310005 * ser) / x);
+  return -tmp + Math.log((2.506628274631 * ser) / x);
 }
 
 /** The regularized upper incomplete gamma function Q(a, x): series below a + 1, continued fraction above. */

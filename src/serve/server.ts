@@ -2,12 +2,14 @@
 // Inference Protocol v2, operations routes and any extra route plugins (streaming), all
 // behind one auth hook. Importable without the CLI: tests build it and use inject().
 import fs from 'node:fs';
+import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Pool } from '../db/pool.ts';
 import { log } from '../log.ts';
+import { PACKAGE_ROOT } from '../package-root.ts';
 import type { ModelCache } from '../registry/runtime.ts';
 import type { ModelStore } from '../registry/store.ts';
 import { DataPlane } from '../inference/data-plane.ts';
@@ -18,6 +20,7 @@ import { httpLatency, httpRequests } from './metrics.ts';
 import { PredictionLog } from './prediction-log.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { predictRoutes } from './routes-predict.ts';
+import { reportRoutes } from './routes-reports.ts';
 import { v2ContentTypes, v2Routes } from './routes-v2.ts';
 
 export type RoutePlugin = (app: FastifyInstance) => Promise<void> | void;
@@ -33,7 +36,7 @@ export interface ServerOptions {
   quiet?: boolean;
 }
 
-const PACKAGE_VERSION: string = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+const PACKAGE_VERSION: string = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
@@ -102,6 +105,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(async (child) => opsRoutes(child, ctx));
   await app.register(async (child) => predictRoutes(child, ctx));
   await app.register(async (child) => v2Routes(child, ctx));
+  await app.register(async (child) => reportRoutes(child, ctx));
   for (const plugin of opts.plugins ?? []) await app.register(async (child) => plugin(child));
   return app;
 }

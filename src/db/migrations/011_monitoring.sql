@@ -15,3 +15,5 @@ ALTER TABLE batch_runs ADD COLUMN IF NOT EXISTS reference jsonb;
 ALTER TABLE batch_runs ADD COLUMN IF NOT EXISTS drift jsonb;
 ALTER TABLE batch_runs ADD COLUMN IF NOT EXISTS drifted boolean;
 ALTER TABLE batch_chunks ADD COLUMN IF NOT EXISTS drift jsonb;
+-- The source's key, time and actual columns, so a later profile can be built from a run's rows.
+ALTER TABLE batch_runs ADD COLUMN IF NOT EXISTS source_columns jsonb;
