@@ -1,9 +1,10 @@
-// Batched fan-out activities. On the main task queue, beside the partition workflow: claim
-// the next offset range (checking every event against every consumer's feature spec,
-// dead-lettering what is invalid), decide a range, deliver its callbacks. On each consumer's
-// task queue: score a range with that consumer's model in one call and append the
-// predictions. Every write is keyed by (event, consumer) or by the event, so a retried or
-// repeated batch never duplicates anything.
+// Batched fan-out activities. On each consumer's task queue: check a range's events against
+// every consumer's feature spec, score the valid ones with that consumer's model in one call
+// and append the predictions. On the main task queue, beside the partition workflow: watch a
+// partition for events, decide a range (dead-lettering its invalid events), deliver its
+// callbacks. Every write is keyed by (event, consumer) or by the event, so a retried or
+// repeated batch never duplicates anything. claimBatch and awaitEvents serve partition
+// workflow runs still on the claim loop (docs/versioning.md).
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool.ts';
 import { DataPlane } from '../src/inference/data-plane.ts';
@@ -23,7 +24,10 @@ import type {
   ConsumerBatchResult,
   DecideBatchInput,
   DecideBatchResult,
+  PartitionPlan,
+  PartitionProgress,
   PartitionRef,
+  WatchInput,
 } from '../src/streaming/partition-types.ts';
 import { decide, rejection } from '../src/streaming/policy.ts';
 import { consumerTaskQueue, loadRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
@@ -41,14 +45,61 @@ export interface PartitionActivityDeps {
 /** Consumers score a batch in slices through the data plane (lane 'stream'), as single events do. */
 const plane = new DataPlane({ lane: 'stream' });
 
+type CheckedConsumer = Pick<BatchConsumerPlan, 'name' | 'features'> & { validator: FeatureValidator };
+
+/** The consumer's features in an event's payload: one field of it, or all of it. */
+const featuresOf = (payload: unknown, features: string | undefined): unknown => (features ? (payload as Record<string, unknown> | null)?.[features] : payload);
+
+/** Problems of each event (by position) against every consumer's features; empty when valid. */
+function validate(payloads: unknown[], consumers: CheckedConsumer[]): string[][] {
+  const problems = payloads.map(() => new Set<string>());
+  for (const { features: field, validator } of consumers) {
+    const where = field ? `payload.${field}` : 'payload';
+    const records: Record<string, unknown>[] = [];
+    const positions: number[] = [];
+    payloads.forEach((payload, i) => {
+      const features = featuresOf(payload, field);
+      if (features === null || typeof features !== 'object' || Array.isArray(features)) {
+        problems[i].add(`${where} must be a JSON object with the consumer's features, got ${describeValue(features)}`);
+      } else {
+        records.push(features as Record<string, unknown>);
+        positions.push(i);
+      }
+    });
+    for (const e of validator.checkMany(records)) problems[positions[e.index]].add(`${where}.${e.field}: ${e.reason}`);
+  }
+  return problems.map((p) => [...p]);
+}
+
+/** Spec-only validators of the pinned versions a batch's consumers use (no onnxruntime session). */
+function checked(models: ModelCache, consumers: ReadonlyArray<Pick<BatchConsumerPlan, 'name' | 'model' | 'features'>>): Promise<CheckedConsumer[]> {
+  return Promise.all(
+    consumers.map(async (c) => ({ name: c.name, features: c.features, validator: validatorFor(await models.resolver.resolve(`${c.model.name}@${c.model.version}`)) })),
+  );
+}
+
 /** Scores consumer batches: needs only the model cache, the inbound log and the streams. */
 export function createConsumerBatchActivities({ models, settings, inbound }: Pick<PartitionActivityDeps, 'models' | 'settings' | 'inbound'>) {
   return {
     async scoreConsumerBatch(input: ConsumerBatchInput): Promise<ConsumerBatchResult> {
       const labels = { consumer: input.consumer, model: input.model.name, version: String(input.model.version) };
       const skip = new Set(input.skip);
-      const events = (await inbound.readPayloads(input.eventType, input.partition, input.from, input.to, input.features)).filter((e) => !skip.has(e.offset));
-      if (events.length === 0) return { scored: 0, failed: [] };
+      let invalid: number[] | undefined;
+      let events: Array<{ offset: number; id: string; value: unknown }>;
+      if (input.check) {
+        // Every consumer checks the events against every consumer's spec, so they all skip the
+        // same invalid events; the decision dead-letters them with the reasons.
+        const all = await inbound.readPayloads(input.eventType, input.partition, input.from, input.to);
+        const problems = validate(
+          all.map((e) => e.value),
+          await checked(models, input.check),
+        );
+        invalid = all.filter((_, i) => problems[i].length > 0).map((e) => e.offset);
+        events = all.filter((_, i) => problems[i].length === 0).map((e) => ({ ...e, value: featuresOf(e.value, input.features) }));
+      } else {
+        events = (await inbound.readPayloads(input.eventType, input.partition, input.from, input.to, input.features)).filter((e) => !skip.has(e.offset));
+      }
+      if (events.length === 0) return { scored: 0, failed: [], ...(invalid ? { invalid } : {}) };
       const model = await models.get(input.model);
       const { predictions, errors } = await plane.many(
         model,
@@ -77,7 +128,7 @@ export function createConsumerBatchActivities({ models, settings, inbound }: Pic
       predictionsTotal.inc({ ...labels, status: 'ok' }, created);
       if (stored.length > created) predictionsTotal.inc({ ...labels, status: 'duplicate' }, stored.length - created);
       if (failed.length > 0) predictionsTotal.inc({ ...labels, status: 'error' }, failed.length);
-      return { scored: stored.length, failed };
+      return { scored: stored.length, failed, ...(invalid ? { invalid } : {}) };
     },
   };
 }
@@ -85,52 +136,36 @@ export function createConsumerBatchActivities({ models, settings, inbound }: Pic
 export function createPartitionActivities(deps: PartitionActivityDeps) {
   const { pool, models, settings, inbound } = deps;
 
-  async function planConsumer(consumer: ConsumerConfig): Promise<{ plan: BatchConsumerPlan; validator: FeatureValidator }> {
+  async function planConsumer(consumer: ConsumerConfig): Promise<BatchConsumerPlan> {
     let version: ModelVersion;
     try {
       // The process's one resolver: cached, and a promotion is heard at once (LISTEN/NOTIFY).
       version = await models.resolver.resolve(consumer.model);
     } catch (err) {
-      // A routing naming an unknown model is a deployment problem, not a bad event: the claim
+      // A routing naming an unknown model is a deployment problem, not a bad event: the activity
       // is retried, so the partition waits for the fix instead of dead-lettering everything.
       if (err instanceof ModelNotFoundError) throw new Error(`consumer '${consumer.name}': ${err.message}`);
       throw err;
     }
     return {
-      // Payloads are checked against the spec alone: no onnxruntime session on the main queue.
-      validator: validatorFor(version),
-      plan: {
-        name: consumer.name,
-        taskQueue: consumerTaskQueue(consumer),
-        model: { name: version.name, version: version.version },
-        ...(consumer.features === undefined ? {} : { features: consumer.features }),
-        required: consumer.required,
-        timeoutMs: consumer.timeoutMs,
-        maxAttempts: consumer.maxAttempts,
-        ...(consumer.waitMs === undefined ? {} : { waitMs: consumer.waitMs }),
-      },
+      name: consumer.name,
+      taskQueue: consumerTaskQueue(consumer),
+      model: { name: version.name, version: version.version },
+      ...(consumer.features === undefined ? {} : { features: consumer.features }),
+      required: consumer.required,
+      timeoutMs: consumer.timeoutMs,
+      maxAttempts: consumer.maxAttempts,
+      ...(consumer.waitMs === undefined ? {} : { waitMs: consumer.waitMs }),
     };
   }
 
-  /** Problems of each event (by position) against every consumer's features; empty when valid. */
-  function validate(payloads: Record<string, unknown>[], consumers: Array<{ plan: BatchConsumerPlan; validator: FeatureValidator }>): string[][] {
-    const problems = payloads.map(() => new Set<string>());
-    for (const { plan, validator } of consumers) {
-      const where = plan.features ? `payload.${plan.features}` : 'payload';
-      const records: Record<string, unknown>[] = [];
-      const positions: number[] = [];
-      payloads.forEach((payload, i) => {
-        const features = plan.features ? payload[plan.features] : payload;
-        if (features === null || typeof features !== 'object' || Array.isArray(features)) {
-          problems[i].add(`${where} must be a JSON object with the consumer's features, got ${describeValue(features)}`);
-        } else {
-          records.push(features as Record<string, unknown>);
-          positions.push(i);
-        }
-      });
-      for (const e of validator.checkMany(records)) problems[positions[e.index]].add(`${where}.${e.field}: ${e.reason}`);
+  /** The event type's consumers and policy as the routing file and the registry say now. */
+  async function planOf(eventType: string): Promise<PartitionPlan & { lingerMs: number }> {
+    const route = (await loadRouting(settings.routingFile)).events[eventType];
+    if (!route) {
+      return { consumers: [], policy: { rules: [], default: 'none' }, batchMax: 500, lingerMs: 0, unrouted: `no route for event type '${eventType}' in ${settings.routingFile}` };
     }
-    return problems.map((p) => [...p]);
+    return { consumers: await Promise.all(route.consumers.map(planConsumer)), policy: route.decision, batchMax: route.batchMax, lingerMs: route.lingerMs };
   }
 
   function deadLetter(ref: PartitionRef, events: Array<{ id: string; payload: unknown; reason: string }>): Promise<void> {
@@ -140,78 +175,125 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
     );
   }
 
+  /**
+   * The range loop's invalid events of a range, with their reasons, dead-lettered: those the
+   * consumers found invalid, every event when the route is gone, and the whole range checked
+   * here when no consumer answered (nobody checked it).
+   */
+  async function invalidEvents(input: DecideBatchInput): Promise<Map<number, string>> {
+    const reasons = new Map<number, string>();
+    const answered = input.outcomes.filter((o) => o.status === 'ok');
+    const suspects = new Set(answered.flatMap((o) => o.invalid ?? []));
+    const checkAll = input.unrouted !== undefined || (answered.length === 0 && (input.consumers?.length ?? 0) > 0);
+    if (!checkAll && suspects.size === 0) return reasons;
+    const events = (await inbound.readPayloads(input.eventType, input.partition, input.from, input.to)).filter((e) => checkAll || suspects.has(e.offset));
+    const problems =
+      input.unrouted !== undefined
+        ? events.map(() => [input.unrouted!])
+        : validate(
+            events.map((e) => e.value),
+            await checked(models, input.consumers ?? []),
+          );
+    const invalid = events.flatMap((e, i) => (problems[i].length > 0 ? [{ id: e.id, offset: e.offset, payload: e.value, reason: problems[i].join('; ') }] : []));
+    await deadLetter(input, invalid);
+    for (const e of invalid) reasons.set(e.offset, e.reason);
+    return reasons;
+  }
+
+  /** The legacy claim loop's invalid events: named by the claim, their reasons in dead_letters. */
+  async function claimedInvalid(input: DecideBatchInput, events: Array<{ offset: number; id: string }>): Promise<Map<number, string>> {
+    const reasons = new Map<number, string>();
+    const invalid = events.filter((e) => input.invalid.includes(e.offset));
+    if (invalid.length === 0) return reasons;
+    const { rows } = await pool.query('SELECT event_id, reason FROM dead_letters WHERE event_type = $1 AND event_id = ANY($2::text[])', [
+      input.eventType,
+      invalid.map((e) => e.id),
+    ]);
+    const byId = new Map<string, string>(rows.map((r) => [r.event_id, r.reason]));
+    for (const e of invalid) reasons.set(e.offset, byId.get(e.id) ?? 'the event failed validation');
+    return reasons;
+  }
+
   return {
     ...createConsumerBatchActivities(deps),
 
-    /** Resolves once the partition has events after `after`, or after waitMs. */
+    /**
+     * Where a partition stands: its head, committed offset and plan. With events after `after`
+     * it answers at once (after the route's linger, for a fuller batch); otherwise when one
+     * arrives, or after waitMs. Reads the routing fresh, so its changes apply from the next batch.
+     */
+    async watchPartition(input: WatchInput): Promise<PartitionProgress> {
+      const { lingerMs, ...plan } = await planOf(input.eventType);
+      let head = await inbound.head(input.eventType, input.partition);
+      if (head.last <= input.after && input.waitMs > 0) {
+        head = await inbound.waitForEvents(input.eventType, input.partition, input.after, input.waitMs);
+        if (head.last > input.after && lingerMs > 0 && head.last - input.after < plan.batchMax) {
+          await new Promise((resolve) => setTimeout(resolve, lingerMs));
+          head = await inbound.head(input.eventType, input.partition);
+        }
+      }
+      partitionLag.set({ event_type: input.eventType, partition: String(input.partition) }, head.last - head.committed);
+      return { head: head.last, committed: head.committed, plan };
+    },
+
+    /** (claim loop) Resolves once the partition has events after `after`, or after waitMs. */
     async awaitEvents(input: PartitionRef & { after: number; waitMs: number }): Promise<void> {
       await inbound.waitForEvents(input.eventType, input.partition, input.after, input.waitMs);
     },
 
     /**
-     * The next offset range of a partition (empty when there is nothing after `after`); waits up
-     * to the route's linger for a fuller batch. Reads the routing fresh, so its changes apply from the
-     * next batch.
+     * (claim loop) The next offset range of a partition (empty when there is nothing after
+     * `after`), its events checked against every consumer's spec; waits up to the route's linger
+     * for a fuller batch.
      */
     async claimBatch(input: ClaimInput): Promise<ClaimedBatch> {
-      const routing = await loadRouting(settings.routingFile);
-      const route = routing.events[input.eventType];
+      const { lingerMs, ...plan } = await planOf(input.eventType);
       let head = await inbound.head(input.eventType, input.partition);
       const after = input.after ?? head.committed;
-      const policy = route?.decision ?? { rules: [], default: 'none' };
-      const empty = { after, to: after, count: 0, head: head.last, invalid: [], consumers: [], policy };
+      const empty = { after, to: after, count: 0, head: head.last, invalid: [], consumers: [], policy: plan.policy };
       partitionLag.set({ event_type: input.eventType, partition: String(input.partition) }, head.last - after);
       if (head.last <= after) return empty;
-      const batchMax = route?.batchMax ?? 500;
-      if (route && route.lingerMs > 0 && head.last - after < batchMax) {
-        await new Promise((resolve) => setTimeout(resolve, route.lingerMs));
+      if (lingerMs > 0 && head.last - after < plan.batchMax) {
+        await new Promise((resolve) => setTimeout(resolve, lingerMs));
         head = await inbound.head(input.eventType, input.partition);
       }
-      const to = Math.min(head.last, after + batchMax);
+      const to = Math.min(head.last, after + plan.batchMax);
       const events = await inbound.readPayloads(input.eventType, input.partition, after + 1, to);
       batchSize.observe({ event_type: input.eventType }, events.length);
-      if (!route) {
-        // The event type's route is gone: its events are rejected with the reason, never lost.
-        const reason = `no route for event type '${input.eventType}' in ${settings.routingFile}`;
-        await deadLetter(
-          input,
-          events.map((e) => ({ id: e.id, payload: e.value, reason })),
-        );
-        return { ...empty, to, count: events.length, head: head.last, invalid: events.map((e) => e.offset) };
-      }
-      const consumers = await Promise.all(route.consumers.map(planConsumer));
-      const problems = validate(
-        events.map((e) => e.value as Record<string, unknown>),
-        consumers,
-      );
+      const problems =
+        plan.unrouted !== undefined
+          ? events.map(() => [plan.unrouted!])
+          : validate(
+              events.map((e) => e.value),
+              await checked(models, plan.consumers),
+            );
       const invalid = events.flatMap((e, i) => (problems[i].length > 0 ? [{ id: e.id, offset: e.offset, payload: e.value, reason: problems[i].join('; ') }] : []));
       await deadLetter(input, invalid);
-      return { after, to, count: events.length, head: head.last, invalid: invalid.map((e) => e.offset), consumers: consumers.map((c) => c.plan), policy: route.decision };
+      return { after, to, count: events.length, head: head.last, invalid: invalid.map((e) => e.offset), consumers: plan.consumers, policy: plan.policy };
     },
 
     /**
      * Decides every event of a range from the predictions its consumers appended, appends the
-     * decisions in offset order and commits the range.
+     * decisions in offset order and commits the range. In the range loop it also dead-letters
+     * the range's invalid events and reports the partition's head and plan.
      */
     async decideBatch(input: DecideBatchInput): Promise<DecideBatchResult> {
+      const rangeLoop = input.consumers !== undefined || input.unrouted !== undefined;
+      // The plan first: a routing that names an unknown model fails here, before anything is written.
+      const next = rangeLoop ? await planOf(input.eventType) : undefined;
       const events = await inbound.readMeta(input.eventType, input.partition, input.from, input.to);
+      if (rangeLoop) batchSize.observe({ event_type: input.eventType }, events.length);
       const backend = await settings.backend();
-      const invalid = new Set(input.invalid);
-      const reasons = new Map<string, string>();
-      if (invalid.size > 0) {
-        const ids = events.filter((e) => invalid.has(e.offset)).map((e) => e.id);
-        const { rows } = await pool.query('SELECT event_id, reason FROM dead_letters WHERE event_type = $1 AND event_id = ANY($2::text[])', [input.eventType, ids]);
-        for (const r of rows) reasons.set(r.event_id, r.reason);
-      }
-      const wanted = input.outcomes
-        .filter((o) => o.status === 'ok')
-        .flatMap((o) => events.filter((e) => !invalid.has(e.offset)).map((e) => predictionRecordId(input.eventType, e.id, o.consumer)));
+      const reasons = rangeLoop ? await invalidEvents(input) : await claimedInvalid(input, events);
+      const valid = events.filter((e) => !reasons.has(e.offset));
+      const wanted = input.outcomes.filter((o) => o.status === 'ok').flatMap((o) => valid.map((e) => predictionRecordId(input.eventType, e.id, o.consumer)));
       const predictions = await backend.find<PredictionRecord>('predictions', wanted);
       const failedBy = new Map(input.outcomes.map((o) => [o.consumer, new Map(o.status === 'ok' ? o.failed.map((f) => [f.offset, f.reason]) : [])]));
       const now = new Date();
       const decisions: Decision[] = events.map((e) => {
         const event = { id: e.id, type: input.eventType };
-        if (invalid.has(e.offset)) return rejection(event, [reasons.get(e.id) ?? 'the event failed validation'], now);
+        const invalid = reasons.get(e.offset);
+        if (invalid !== undefined) return rejection(event, [invalid], now);
         const outcomes: ConsumerOutcome[] = input.outcomes.map((o) => {
           if (o.status === 'missing') return { consumer: o.consumer, status: 'missing', required: o.required, reason: o.reason };
           const record = predictions.get(predictionRecordId(input.eventType, e.id, o.consumer));
@@ -226,7 +308,12 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
         if (s.created) decisionsTotal.inc({ event_type: s.value.eventType, status: s.value.status, action: s.value.action ?? 'none' });
       }
       await inbound.commit(input.eventType, input.partition, input.to);
-      return { decided: events.length, callbacks: events.filter((e) => e.value.callbackUrl).length };
+      const result = { decided: events.length, callbacks: events.filter((e) => e.value.callbackUrl).length };
+      if (!next) return result;
+      const { lingerMs: _linger, ...plan } = next;
+      const head = await inbound.head(input.eventType, input.partition);
+      partitionLag.set({ event_type: input.eventType, partition: String(input.partition) }, head.last - input.to);
+      return { ...result, progress: { head: head.last, committed: input.to, plan } };
     },
 
     /**

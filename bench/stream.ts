@@ -2,8 +2,8 @@
 // event is emitted on schedule whether or not earlier ones are done), each waited on for its
 // decision. Events enter as producers send them, through the event ingress that
 // `POST /v1/events` and `emitEvent()` callers use. Reports the sustained rate,
-// event→decision latency, backlog growth, the CPU time each event costs (the dev server's and
-// this process's) and Temporal history events per event, beside a floor: the same three model
+// event→decision latency, backlog growth, the CPU time each event costs (the dev server's,
+// the workers', this process's and PostgreSQL's) and Temporal history events per event, beside a floor: the same three model
 // calls and the decision in-process, without Temporal.
 //
 //   npm run bench:stream -- [--mode batched|per-event] [--seconds 60] [--rates 500,1000,2000,5000]
@@ -63,8 +63,30 @@ function ride(i: number) {
 
 /** CPU seconds a process has used so far (user + system), from /proc. */
 function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const fields = statFields(pid);
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Fields of /proc/<pid>/stat after the command name (field 3 is at index 0). */
+const statFields = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+
+/**
+ * CPU seconds the PostgreSQL server has used so far: the postmaster, its live children, and
+ * (through the postmaster's cutime/cstime) the children that have exited.
+ */
+function postgresCpuSeconds(postmaster: number): number {
+  let ticks = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const f = statFields(Number(entry));
+      if (Number(entry) === postmaster) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      else if (Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return ticks / 100;
 }
 
 /** Slope (per second) of a least-squares line through (t, y) samples. */
@@ -146,6 +168,8 @@ const workers: Worker[] =
 const running = workers.map((w) => w.run());
 const workerPids = workerProcesses > 0 ? children.map((c) => c.pid!) : [process.pid];
 const workersCpu = () => workerPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+// The PostgreSQL server's postmaster: the parent of the backend serving this connection.
+const postmaster = Number(statFields((await stack.pool.query('SELECT pg_backend_pid() AS pid')).rows[0].pid)[1]);
 
 async function floor(events: number) {
   const route = routing.events.ride_started;
@@ -182,7 +206,7 @@ async function atRate(rate: number, label: string) {
   const backlog: Array<[number, number]> = [];
   const pending: Promise<void>[] = [];
   const historyBefore = await historyEvents();
-  const cpuBefore = { server: server?.pid ? cpuSeconds(server.pid) : NaN, bench: cpuSeconds(process.pid), workers: workersCpu() };
+  const cpuBefore = { server: server?.pid ? cpuSeconds(server.pid) : NaN, bench: cpuSeconds(process.pid), workers: workersCpu(), postgres: postgresCpuSeconds(postmaster) };
   const t0 = performance.now();
   const sampler = setInterval(() => backlog.push([(performance.now() - t0) / 1000, pending.length - done - failed]), 250);
   for (let i = 0; i < total; i++) {
@@ -214,6 +238,7 @@ async function atRate(rate: number, label: string) {
   const serverCpuMs = cpuMsPerEvent(server?.pid, cpuBefore.server);
   const processCpuMs = cpuMsPerEvent(process.pid, cpuBefore.bench);
   const workersCpuMs = ((workersCpu() - cpuBefore.workers) * 1000) / total;
+  const postgresCpuMs = ((postgresCpuSeconds(postmaster) - cpuBefore.postgres) * 1000) / total;
   // Visibility lags the histories a little: give it a moment before counting.
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   const historyPerEvent = ((await historyEvents()) - historyBefore) / Math.max(1, done);
@@ -222,6 +247,7 @@ async function atRate(rate: number, label: string) {
     serverCpuMs,
     processCpuMs,
     workersCpuMs,
+    postgresCpuMs,
     historyPerEvent,
     sustained: done / elapsed,
     p50: percentile(latencies, 50),
@@ -249,7 +275,7 @@ for (const rate of rates) {
     `${rate} events/s for ${seconds} s: sustained ${r.sustained.toFixed(1)} events/s, latency p50 ${r.p50.toFixed(0)} ms (${(r.p50 / f.p50).toFixed(0)}x floor), ` +
       `p95 ${r.p95.toFixed(0)} ms (${(r.p95 / f.p95).toFixed(0)}x), p99 ${r.p99.toFixed(0)} ms (${(r.p99 / f.p99).toFixed(0)}x), ` +
       `backlog ${r.backlogSlope >= 0 ? '+' : ''}${r.backlogSlope.toFixed(2)} events/s (${r.backlogAtEnd} waiting when arrivals stopped), failed ${r.failed}; ` +
-      `CPU per event: Temporal server ${r.serverCpuMs.toFixed(2)} ms, ${workerProcesses > 0 ? `worker processes ${r.workersCpuMs.toFixed(2)} ms, load generator + ingress ${r.processCpuMs.toFixed(2)} ms` : `this process (workers + load generator) ${r.processCpuMs.toFixed(2)} ms`}; ` +
+      `CPU per event: Temporal server ${r.serverCpuMs.toFixed(2)} ms, ${workerProcesses > 0 ? `worker processes ${r.workersCpuMs.toFixed(2)} ms, load generator + ingress ${r.processCpuMs.toFixed(2)} ms` : `this process (workers + load generator) ${r.processCpuMs.toFixed(2)} ms`}, PostgreSQL ${r.postgresCpuMs.toFixed(2)} ms; ` +
       `Temporal history events per event ${r.historyPerEvent.toFixed(2)}; sustained rate / floor ${(r.sustained / f.rate).toFixed(3)} → ${holds ? 'holds' : 'does not hold'}`,
   );
 }

@@ -1,13 +1,16 @@
 // Batched fan-out: one long-lived workflow per (event type, partition) consumes the inbound
-// log, the Temporal counterpart of a Kinesis shard consumer. In a loop it claims the next
-// offset range, runs every consumer's batch activity on that consumer's own task queue,
-// decides the range (in offset order, so events sharing a key are decided in emit order) and
-// commits it. Batches are pipelined: the next is claimed while earlier ones' consumers run.
-// Only offsets, counts and failed offsets pass through history; continue-as-new bounds it.
+// log, the Temporal counterpart of a Kinesis shard consumer. It knows the partition's head
+// from its activities' results; in a loop it takes the next offset range up to the head (no
+// activity needed: offsets are dense and immutable once appended), runs every consumer's
+// batch activity on that consumer's own task queue, then decides the range (in offset order,
+// so events sharing a key are decided in emit order) and commits it. Each decision reports
+// the new head, so under load the next batch leaves as soon as a slot frees, and an idle
+// partition watches the log. Only offsets, counts and failed offsets pass through history;
+// continue-as-new bounds it.
 import { continueAsNew, defineQuery, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import { failureReason } from './failures.ts';
 import type { PartitionActivities } from '../activities/stream-partition.ts';
-import type { BatchConsumerPlan, ClaimedBatch, ConsumerBatchOutcome, PartitionInput, PartitionStatus } from '../src/streaming/partition-types.ts';
+import type { BatchConsumerPlan, ClaimedBatch, ConsumerBatchOutcome, PartitionInput, PartitionPlan, PartitionProgress, PartitionStatus } from '../src/streaming/partition-types.ts';
 
 /** Batches whose consumers may run at once; their decisions still happen in order. */
 const MAX_IN_FLIGHT = 3;
@@ -21,6 +24,8 @@ export const partitionStatusQuery = defineQuery<PartitionStatus>('status');
 /** patched() ids of this workflow (docs/versioning.md lists them). */
 export const PATCHES = {
   callbacksBeforeContinueAsNew: 'partition-callbacks-before-continue-as-new',
+  /** Ranges taken in the workflow from reported heads, instead of one claim activity per batch. */
+  rangeLoop: 'partition-range-loop',
 } as const;
 
 // Claim and decide are ordinary activities on the main task queue, not local ones: a local
@@ -28,7 +33,7 @@ export const PATCHES = {
 // activities of the next batch (measured: 80-180 ms of dispatch delay per batch). Both are
 // idempotent and retried until they succeed, so a broken routing file or a database outage
 // makes the partition wait, never skip.
-const { claimBatch, decideBatch } = proxyActivities<PartitionActivities>({
+const { claimBatch, decideBatch, watchPartition } = proxyActivities<PartitionActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds' },
 });
@@ -43,7 +48,12 @@ const { awaitEvents } = proxyActivities<PartitionActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
 });
 
-async function runConsumer(input: PartitionInput, batch: ClaimedBatch, consumer: BatchConsumerPlan): Promise<ConsumerBatchOutcome> {
+async function runConsumer(
+  input: PartitionInput,
+  batch: Pick<ClaimedBatch, 'after' | 'to' | 'invalid' | 'consumers'>,
+  consumer: BatchConsumerPlan,
+  check = false,
+): Promise<ConsumerBatchOutcome> {
   const { scoreConsumerBatch } = proxyActivities<PartitionActivities>({
     taskQueue: consumer.taskQueue,
     startToCloseTimeout: consumer.timeoutMs,
@@ -60,9 +70,9 @@ async function runConsumer(input: PartitionInput, batch: ClaimedBatch, consumer:
       consumer: consumer.name,
       model: consumer.model,
       ...(consumer.features === undefined ? {} : { features: consumer.features }),
-      skip: batch.invalid,
+      ...(check ? { check: batch.consumers.map(({ name, model, features }) => ({ name, model, ...(features === undefined ? {} : { features }) })) } : { skip: batch.invalid }),
     });
-    return { consumer: consumer.name, required: consumer.required, status: 'ok', failed: result.failed };
+    return { consumer: consumer.name, required: consumer.required, status: 'ok', failed: result.failed, ...(result.invalid ? { invalid: result.invalid } : {}) };
   } catch (err) {
     return { consumer: consumer.name, required: consumer.required, status: 'missing', reason: failureReason(err) };
   }
@@ -76,7 +86,10 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
   let head = 0;
   let lastBatchSize = 0;
   let decidedThisRun = 0;
+  /** Batches whose consumers or decision are running (the claim loop also tracks callbacks here). */
   const inFlight = new Set<Promise<void>>();
+  /** The range loop's callbacks and log watch: they never hold a batch slot. */
+  const background = new Set<Promise<void>>();
   // Decisions are made one batch after another, in offset order.
   let decisions: Promise<void> = Promise.resolve();
 
@@ -95,48 +108,99 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
     };
   });
 
-  function track(work: Promise<void>): void {
-    inFlight.add(work);
-    void work.finally(() => inFlight.delete(work));
+  function track(work: Promise<void>, set = inFlight): void {
+    set.add(work);
+    void work.finally(() => set.delete(work));
   }
 
-  function dispatch(batch: ClaimedBatch): void {
-    const outcomes = batch.count === 0 ? Promise.resolve([]) : Promise.all(batch.consumers.map((c) => runConsumer(input, batch, c)));
+  /** Runs a range's consumers, then (after the previous range's) its decision. */
+  function dispatch(batch: Omit<ClaimedBatch, 'head' | 'count'>, range?: { plan: PartitionPlan; progressed: (progress: PartitionProgress) => void }): void {
+    const from = batch.after + 1;
+    const outcomes = batch.to === batch.after ? Promise.resolve([]) : Promise.all(batch.consumers.map((c) => runConsumer(input, batch, c, range !== undefined)));
     const decided = decisions.then(async () => {
-      const result = await decideBatch({ ...ref, from: batch.after + 1, to: batch.to, invalid: batch.invalid, policy: batch.policy, outcomes: await outcomes });
+      const more = range ? { consumers: range.plan.consumers, ...(range.plan.unrouted === undefined ? {} : { unrouted: range.plan.unrouted }) } : {};
+      const result = await decideBatch({ ...ref, from, to: batch.to, invalid: batch.invalid, policy: batch.policy, outcomes: await outcomes, ...more });
       committed = batch.to;
       decidedThisRun += result.decided;
+      if (range && result.progress) range.progressed(result.progress);
       // Callbacks do not hold up the partition: the decisions are in the stream already.
-      if (result.callbacks > 0) track(deliverBatchCallbacks({ ...ref, from: batch.after + 1, to: batch.to }).catch(() => undefined));
+      if (result.callbacks > 0)
+        track(
+          deliverBatchCallbacks({ ...ref, from, to: batch.to }).catch(() => undefined),
+          range ? background : inFlight,
+        );
     });
     decisions = decided;
     track(decided);
   }
 
-  for (let claims = 0; claims < CLAIMS_PER_RUN && !workflowInfo().continueAsNewSuggested; claims++) {
-    if (inFlight.size >= MAX_IN_FLIGHT) {
-      await Promise.race(inFlight);
-      continue;
+  /** The claim loop (runs started before the range loop): one claim activity per batch. */
+  async function claimLoop(): Promise<void> {
+    for (let claims = 0; claims < CLAIMS_PER_RUN && !workflowInfo().continueAsNewSuggested; claims++) {
+      if (inFlight.size >= MAX_IN_FLIGHT) {
+        await Promise.race(inFlight);
+        continue;
+      }
+      const batch = await claimBatch({ ...ref, ...(claimed === undefined ? {} : { after: claimed }) });
+      head = batch.head;
+      committed ??= batch.after;
+      claimed = batch.to;
+      if (batch.to === batch.after) {
+        // Nothing new: wait for a batch in flight, or (idle) for the next event.
+        if (inFlight.size > 0) await Promise.race(inFlight);
+        else await awaitEvents({ ...ref, after: claimed, waitMs: IDLE_WAIT_MS });
+        continue;
+      }
+      lastBatchSize = batch.count;
+      dispatch(batch);
     }
-    const batch = await claimBatch({ ...ref, ...(claimed === undefined ? {} : { after: claimed }) });
-    head = batch.head;
-    committed ??= batch.after;
-    claimed = batch.to;
-    if (batch.to === batch.after) {
-      // Nothing new: wait for a batch in flight, or (idle) for the next event.
-      if (inFlight.size > 0) await Promise.race(inFlight);
-      else await awaitEvents({ ...ref, after: claimed, waitMs: IDLE_WAIT_MS });
-      continue;
-    }
-    lastBatchSize = batch.count;
-    dispatch(batch);
   }
+
+  /**
+   * The range loop: the next range is (claimed, head], at most batchMax events, sent as soon as
+   * a batch slot is free. Heads and plans come back with each decision, or from a watch of the
+   * log when nothing is known beyond what is already sent.
+   */
+  async function rangeLoop(): Promise<void> {
+    let plan: PartitionPlan;
+    let watching: Promise<void> | undefined;
+    const progressed = (progress: PartitionProgress) => {
+      head = Math.max(head, progress.head);
+      plan = progress.plan;
+    };
+    const start = await watchPartition({ ...ref, after: committed ?? 0, waitMs: 0 });
+    committed ??= start.committed;
+    claimed = committed;
+    progressed(start);
+    // Each batch and each watch adds a handful of history events: both count toward the run's bound.
+    for (let steps = 0; steps < CLAIMS_PER_RUN && !workflowInfo().continueAsNewSuggested; steps++) {
+      if (head > claimed && inFlight.size < MAX_IN_FLIGHT) {
+        const to = Math.min(head, claimed + plan!.batchMax);
+        lastBatchSize = to - claimed;
+        dispatch({ after: claimed, to, invalid: [], consumers: plan!.consumers, policy: plan!.policy }, { plan: plan!, progressed });
+        claimed = to;
+        continue;
+      }
+      if (head <= claimed && !watching && inFlight.size < MAX_IN_FLIGHT) {
+        // Nothing known beyond what is sent, and a batch slot free: watch the log beside the
+        // batches in flight (with every slot taken, the next decision brings the head instead).
+        const watch = watchPartition({ ...ref, after: claimed, waitMs: IDLE_WAIT_MS }).then(progressed);
+        watching = watch.finally(() => (watching = undefined));
+        track(watching, background);
+      } else steps--;
+      await Promise.race([...inFlight, ...(watching ? [watching] : [])]);
+    }
+  }
+
+  if (patched(PATCHES.rangeLoop)) await rangeLoop();
+  else await claimLoop();
+
   await Promise.all(inFlight);
   // The last decisions schedule their batches' callbacks as they finish, after the wait above
   // began: wait for those too, or the run closes with them pending and they are never
   // delivered nor retried. Behind patched(): runs that continued as new without waiting replay.
-  if (inFlight.size > 0 && patched(PATCHES.callbacksBeforeContinueAsNew)) {
-    while (inFlight.size > 0) await Promise.all(inFlight);
+  if (inFlight.size + background.size > 0 && patched(PATCHES.callbacksBeforeContinueAsNew)) {
+    while (inFlight.size + background.size > 0) await Promise.all([...inFlight, ...background]);
   }
   await continueAsNew<typeof streamPartition>({ ...input, committed, decided: (input.decided ?? 0) + decidedThisRun });
 }

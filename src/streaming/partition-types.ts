@@ -31,6 +31,32 @@ export interface BatchConsumerPlan {
   waitMs?: number;
 }
 
+/** What the routing and the registry say a partition's batches go through now. */
+export interface PartitionPlan {
+  consumers: BatchConsumerPlan[];
+  policy: DecisionPolicy;
+  /** Most events per batch (the route's batchMax). */
+  batchMax: number;
+  /** Set when the event type has no route any more: its events are dead-lettered with this reason. */
+  unrouted?: string;
+}
+
+/** Where a partition stands, as its activities report it back to the workflow. */
+export interface PartitionProgress {
+  /** The last appended offset. */
+  head: number;
+  /** The last decided offset. */
+  committed: number;
+  plan: PartitionPlan;
+}
+
+export interface WatchInput extends PartitionRef {
+  /** Answer as soon as the log has an event after this offset (after the route's linger). */
+  after: number;
+  waitMs: number;
+}
+
+/** (legacy claim loop) */
 export interface ClaimInput extends PartitionRef {
   /** Claim offsets after this one; the committed offset when absent. */
   after?: number;
@@ -57,32 +83,50 @@ export interface ConsumerBatchInput extends PartitionRef {
   consumer: string;
   model: ModelId;
   features?: string;
-  /** Offsets not to score (invalid events). */
-  skip: number[];
+  /** Offsets not to score (invalid events, known from a claim: the legacy claim loop). */
+  skip?: number[];
+  /**
+   * Every consumer of the batch: an event whose features fail any of their specs is invalid
+   * and scored by none. Each consumer checks them all, so they agree on the invalid events
+   * without a separate validation step.
+   */
+  check?: Array<Pick<BatchConsumerPlan, 'name' | 'model' | 'features'>>;
 }
 
 export interface ConsumerBatchResult {
   scored: number;
   /** Events the model could not score, with the reason. */
   failed: Array<{ offset: number; reason: string }>;
+  /** Offsets of events that failed some consumer's spec (when `check` was given). */
+  invalid?: number[];
 }
 
 export type ConsumerBatchOutcome =
-  | { consumer: string; required: boolean; status: 'ok'; failed: Array<{ offset: number; reason: string }> }
+  | { consumer: string; required: boolean; status: 'ok'; failed: Array<{ offset: number; reason: string }>; invalid?: number[] }
   | { consumer: string; required: boolean; status: 'missing'; reason: string };
 
 export interface DecideBatchInput extends PartitionRef {
   from: number;
   to: number;
+  /** Offsets known to be invalid (the legacy claim loop names them; the range loop leaves it empty). */
   invalid: number[];
   policy: DecisionPolicy;
   outcomes: ConsumerBatchOutcome[];
+  /**
+   * The range loop: the batch's consumers, to dead-letter (with their reasons) the events the
+   * consumers found invalid, or to check the range when no consumer answered.
+   */
+  consumers?: BatchConsumerPlan[];
+  /** The range loop: the event type has no route; every event is dead-lettered with this reason. */
+  unrouted?: string;
 }
 
 export interface DecideBatchResult {
   decided: number;
   /** Events whose decision went to a callback URL. */
   callbacks: number;
+  /** The range loop: the partition's head and plan after this decision. */
+  progress?: PartitionProgress;
 }
 
 /** The partition workflow's `status` query. */

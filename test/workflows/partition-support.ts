@@ -1,9 +1,11 @@
 // streamPartition's activities, mocked over an in-memory inbound log, for the workflow unit
 // tests and scripts/record-histories.ts. They keep the real activities' contracts
-// (activities/stream-partition.ts): claims return offset ranges after `after` (the committed
-// offset when absent) up to batchMax events, invalid events are named by offset, decisions
-// commit their range; and they count every call, so a test sees each offset decided and
-// scored exactly once and the ranges decided back to back across continue-as-new.
+// (activities/stream-partition.ts): a watch reports the head, committed offset and plan (with
+// the partition's batchMax); consumers asked to check a range skip and name its invalid
+// events; decisions commit their range and report the head; (claim loop) claims return offset
+// ranges after `after` up to batchMax events with the invalid ones named. They count every
+// call, so a test sees each offset decided and scored exactly once and the ranges decided
+// back to back across continue-as-new.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import type {
@@ -14,7 +16,9 @@ import type {
   ConsumerBatchResult,
   DecideBatchInput,
   DecideBatchResult,
+  PartitionProgress,
   PartitionRef,
+  WatchInput,
 } from '../../src/streaming/partition-types.ts';
 import type { DecisionPolicy } from '../../src/streaming/types.ts';
 
@@ -27,7 +31,7 @@ export interface MockEvent {
 }
 
 export interface MockPartition {
-  /** Events by offset - 1; `invalid` ones are rejected at the claim; `callback` ones name a callback URL. */
+  /** Events by offset - 1; `invalid` ones fail validation; `callback` ones name a callback URL. */
   events: MockEvent[];
   committed: number;
   batchMax: number;
@@ -46,6 +50,7 @@ export interface DecideCall {
 /** Mocked partition activities over in-memory partitions (key: `<eventType>/<partition>`). */
 export function partitionActivities(consumerQueue: string, consumerNames: string[] = ['risk', 'eta']) {
   const partitions = new Map<string, MockPartition>();
+  /** Claims (claim loop) and watches (range loop): where each asked from. */
   const claims: Array<{ runId: string; partition: number; after: number | undefined; to: number }> = [];
   const decides: DecideCall[] = [];
   /** Callbacks delivered per offset, by partition key. */
@@ -74,23 +79,45 @@ export function partitionActivities(consumerQueue: string, consumerNames: string
     maxAttempts: 3,
   }));
 
+  const progressOf = (p: MockPartition): PartitionProgress => ({
+    head: p.events.length,
+    committed: p.committed,
+    plan: { consumers: plans, policy: PARTITION_POLICY, batchMax: p.batchMax },
+  });
+  const invalidIn = (p: MockPartition, from: number, to: number) => {
+    const invalid: number[] = [];
+    for (let o = from; o <= to; o++) if (p.events[o - 1].invalid) invalid.push(o);
+    return invalid;
+  };
+
   const main = {
+    async watchPartition(input: WatchInput): Promise<PartitionProgress> {
+      const p = partition(input);
+      const until = Date.now() + Math.min(input.waitMs, p.idleMs);
+      while (p.events.length <= input.after && Date.now() < until) await sleep(5);
+      claims.push({ runId: runId(), partition: input.partition, after: input.after, to: p.events.length });
+      return progressOf(p);
+    },
     async claimBatch(input: ClaimInput): Promise<ClaimedBatch> {
       const p = partition(input);
       const after = input.after ?? p.committed;
       const head = p.events.length;
       const to = Math.min(head, after + p.batchMax);
-      const invalid: number[] = [];
-      for (let o = after + 1; o <= to; o++) if (p.events[o - 1].invalid) invalid.push(o);
+      const invalid = invalidIn(p, after + 1, to);
       claims.push({ runId: runId(), partition: input.partition, after: input.after, to });
       return { after, to, count: to - after, head, invalid, consumers: to > after ? plans : [], policy: PARTITION_POLICY };
     },
     async decideBatch(input: DecideBatchInput): Promise<DecideBatchResult> {
       const p = partition(input);
-      decides.push({ runId: runId(), partition: input.partition, from: input.from, to: input.to, invalid: input.invalid });
+      const rangeLoop = input.consumers !== undefined;
+      // The range loop: the invalid events are those the consumers found (all of them when none answered).
+      const answered = input.outcomes.filter((o) => o.status === 'ok');
+      const found = answered.length > 0 ? [...new Set(answered.flatMap((o) => o.invalid ?? []))].sort((a, b) => a - b) : invalidIn(p, input.from, input.to);
+      decides.push({ runId: runId(), partition: input.partition, from: input.from, to: input.to, invalid: rangeLoop ? found : input.invalid });
       for (let o = input.from; o <= input.to; o++) count(decided, key(input), o);
       p.committed = Math.max(p.committed, input.to);
-      return { decided: input.to - input.from + 1, callbacks: p.events.slice(input.from - 1, input.to).filter((e) => e.callback).length };
+      const result = { decided: input.to - input.from + 1, callbacks: p.events.slice(input.from - 1, input.to).filter((e) => e.callback).length };
+      return rangeLoop ? { ...result, progress: progressOf(p) } : result;
     },
     async awaitEvents(input: PartitionRef & { after: number; waitMs: number }): Promise<void> {
       const p = partition(input);
@@ -105,14 +132,15 @@ export function partitionActivities(consumerQueue: string, consumerNames: string
   };
   const consumer = {
     async scoreConsumerBatch(input: ConsumerBatchInput): Promise<ConsumerBatchResult> {
-      const skip = new Set(input.skip);
+      const invalid = input.check ? invalidIn(partition(input), input.from, input.to) : undefined;
+      const skip = new Set(invalid ?? input.skip);
       let n = 0;
       for (let o = input.from; o <= input.to; o++) {
         if (skip.has(o)) continue;
         count(scored, key(input), `${o}/${input.consumer}`);
         n++;
       }
-      return { scored: n, failed: [] };
+      return { scored: n, failed: [], ...(invalid ? { invalid } : {}) };
     },
   };
 

@@ -75,12 +75,12 @@ describe('streamPartition', () => {
     expect(new Set(decides.map((d) => d.runId)).size, 'runs that decided ranges').toBeGreaterThanOrEqual(2);
     expect(decides.flatMap((d) => d.invalid)).toEqual(invalidAt);
 
-    // Each run starts from the offset the one before it committed, and claims from there.
+    // Each run starts from the offset the one before it committed, and watches from there.
     for (let i = 1; i < runs.length; i++) {
       const lastOfPrevious = decides.filter((d) => d.runId === runs[i - 1].runId).at(-1)?.to ?? runs[i - 1].input.committed;
       expect(runs[i].input.committed, `committed offset handed to run ${i + 1}`).toBe(lastOfPrevious);
-      const firstClaim = mock.claims.find((c) => c.runId === runs[i].runId);
-      if (firstClaim) expect(firstClaim.after).toBe(runs[i].input.committed);
+      const firstWatch = mock.claims.find((c) => c.runId === runs[i].runId);
+      if (firstWatch) expect(firstWatch.after).toBe(runs[i].input.committed);
     }
 
     // Exactly once: every offset decided once, every valid (offset, consumer) scored once, no invalid one scored.
@@ -103,7 +103,7 @@ describe('streamPartition', () => {
     const ref = { eventType: unique('idle'), partition: 3, namespace: 'wf' };
     mock.add(ref, partitionEvents(ref.eventType, 7), { batchMax: 5, idleMs: 1 });
     const handle = await start(ref);
-    // Idle claims count towards CLAIMS_PER_RUN: wait for the second run, then send more.
+    // Idle watches count towards CLAIMS_PER_RUN: wait for the second run, then send more.
     let runs: Run[] = [];
     await waitFor('a continue-as-new while idle', async () => (runs = await runsOf(handle.workflowId)).length >= 2, 120_000);
     expect(runs[1].input.committed).toBe(7);
