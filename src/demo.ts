@@ -11,6 +11,9 @@ import type { ModelStore } from './registry/store.ts';
 import { seedRides } from './rides/seed.ts';
 import { createBatchSchedule } from './batch/client.ts';
 import type { BatchJobInput } from './batch/job.ts';
+import type { ModelCache } from './registry/runtime.ts';
+import { buildProfile } from './monitoring/build.ts';
+import { loadProfile, saveProfile } from './monitoring/store.ts';
 
 export const MODELS_DIR = fileURLToPath(new URL('../models/', import.meta.url));
 export const EXAMPLE_MODELS = ['trip-duration', 'fare', 'tip'] as const;
@@ -75,4 +78,25 @@ export async function demoPrediction(url: string, token?: string): Promise<strin
     body: JSON.stringify(ride),
   });
   return `POST /predict ${JSON.stringify(ride)} → ${res.status} ${await res.text()}`;
+}
+
+/** Each example model's actual column in ride_durations, profiled beside its predictions. */
+const EXAMPLE_ACTUALS: Record<ExampleModel, string> = { 'trip-duration': 'duration', fare: 'fare_amount', tip: 'tip_amount' };
+
+/** Gives each example model's production version a reference profile, from the first demo month (its "training period"). */
+export async function ensureExampleProfiles(pool: Pool, store: ModelStore, models: ModelCache): Promise<string[]> {
+  const [month] = DEMO_MONTHS;
+  const from = new Date(`${month}-01T00:00:00Z`);
+  const to = new Date(from);
+  to.setUTCMonth(to.getUTCMonth() + 1);
+  const built: string[] = [];
+  for (const name of EXAMPLE_MODELS) {
+    const version = await store.resolve(`${name}@production`);
+    if (await loadProfile(pool, version)) continue;
+    const model = await models.get(version);
+    const source = { kind: 'table', table: 'ride_durations', timestampColumn: RIDE_COLUMNS.timestampColumn, from: from.toISOString(), to: to.toISOString() } as const;
+    await saveProfile(pool, version, await buildProfile(pool, model, { ...source, actualColumn: EXAMPLE_ACTUALS[name] }));
+    built.push(`${name}@${version.version}`);
+  }
+  return built;
 }

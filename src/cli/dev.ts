@@ -9,7 +9,8 @@ import { consumerWorkers, ensureBatchedPartitions, mainWorker } from '../worker.
 import { ingressFor, type EventIngress } from '../streaming/ingress.ts';
 import { demoEvent } from '../streaming/demo.ts';
 import { startBatchRun } from '../batch/client.ts';
-import { DEMO_JOB, DEMO_MONTHS, DEMO_SCHEDULE_ID, demoPrediction, ensureDemoRides, ensureDemoSchedule, ensureExampleModels } from '../demo.ts';
+import { DEMO_JOB, DEMO_MONTHS, DEMO_SCHEDULE_ID, demoPrediction, ensureDemoRides, ensureDemoSchedule, ensureExampleModels, ensureExampleProfiles } from '../demo.ts';
+import { reportUrl } from '../monitoring/run-report.ts';
 import type { WebService } from '../serve/service.ts';
 import { followRun, workflowLink } from './score.ts';
 import { webServiceFor } from './serve.ts';
@@ -17,11 +18,14 @@ import { untilSignal } from './signals.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-async function runDemo({ stack, store, config }: Resources): Promise<void> {
+/** Sets up the demo and scores its first month; returns that run's id. */
+async function runDemo({ stack, store, models, config }: Resources): Promise<string> {
   const added = await ensureExampleModels(store, config.maxModelBytes);
   if (added.length) say(`registered example models: ${added.join(', ')} (alias production)`);
   const seeded = await ensureDemoRides(stack.pool);
   if (seeded) say(`seeded ${seeded} demo rides (${DEMO_MONTHS.join(', ')})`);
+  const profiled = await ensureExampleProfiles(stack.pool, store, models);
+  if (profiled.length) say(`reference profiles for drift monitoring (rides of ${DEMO_MONTHS[0]}): ${profiled.join(', ')}`);
   const client = await stack.client();
   await ensureDemoSchedule(client, config.taskQueue);
   say(`schedule ${DEMO_SCHEDULE_ID}: '0 3 2 * *' scores the previous month's rides`);
@@ -35,8 +39,10 @@ async function runDemo({ stack, store, config }: Resources): Promise<void> {
   say(
     `demo batch run ${handle.workflowId}: ${summary.rowsScored} rides scored, ${summary.rowsRejected} rejected, RMSE ${summary.stats?.rmse?.toFixed(2) ?? 'n/a'} min, ${summary.durationMs} ms`,
   );
+  if (summary.drift) say(`  drift: ${summary.drift.drifted ? 'DRIFTED' : 'stable'} (${summary.drift.features.length ? summary.drift.features.join(', ') : 'no feature'} drifted)`);
   const link = workflowLink(stack, handle.workflowId);
   if (link) say(`  ${link}`);
+  return summary.runId;
 }
 
 export function devCommand(program: Command): void {
@@ -61,7 +67,7 @@ export function devCommand(program: Command): void {
           say(`Web UI:     ${stack.temporal!.uiUrl ?? config.temporal.uiUrl ?? '(not served by this stack)'}`);
           say(`Worker:     task queue ${config.taskQueue}; consumers ${consumers.taskQueues.join(', ')}`);
           await ensureBatchedPartitions(resources);
-          await runDemo(resources);
+          const demoRun = await runDemo(resources);
           // The worker polls the main queue in this process: per-event types start on it eagerly.
           const eagerClient = new Client({ connection: await stack.nativeConnection(), namespace: stack.temporal!.namespace });
           ingress = await ingressFor(resources, eagerClient);
@@ -69,6 +75,7 @@ export function devCommand(program: Command): void {
           // --once picks a free port, so it never collides with a running service.
           web = await webServiceFor(resources, { port: opts.once ? 0 : undefined, eagerClient, ingress, quiet: true });
           say(`Web service: ${web.url} (docs ${web.url}/docs)`);
+          say(`  drift report of the demo run: ${reportUrl(web.url, demoRun)}`);
           say(`  ${await demoPrediction(web.url, config.serve.apiToken)}`);
           if (!opts.once) {
             say('mldeploy dev is up; other mldeploy commands use this stack. Ctrl-C stops it.');

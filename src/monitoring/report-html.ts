@@ -62,7 +62,7 @@ export function renderReport(run: RunDrift, report: DriftReport, links: { workfl
     ? `<table><tr><th>reason</th><th>rows</th></tr>${report.rejected.map((r) => `<tr><td>${esc(r.reason)}</td><td>${r.rows}</td></tr>`).join('')}</table>`
     : '<p>No rows were rejected.</p>';
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${STYLE}</style></head>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${esc(title)}</title><style>${STYLE}</style></head>
 <body>
 <h1>${esc(title)}</h1>
 <p><span id="verdict" class="verdict ${report.drifted ? 'drifted' : 'stable'}">${report.drifted ? 'Drift detected' : 'No drift'}</span>
