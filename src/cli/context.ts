@@ -3,7 +3,7 @@
 import { loadConfig } from '../config.ts';
 import { openStack, type Stack } from '../stack/stack.ts';
 import { ModelStore } from '../registry/store.ts';
-import { withResources, type Resources } from '../resources.ts';
+import type { Resources } from '../resources.ts';
 
 export async function withStack<T>(needs: { temporal: boolean }, run: (stack: Stack, store: ModelStore) => Promise<T>): Promise<T> {
   const stack = await openStack(loadConfig(), needs);
@@ -15,7 +15,9 @@ export async function withStack<T>(needs: { temporal: boolean }, run: (stack: St
 }
 
 /** For commands that run a worker or read streams: the process's resources (models, one stream backend) on the stack. */
-export function withProcessResources<T>(needs: { temporal: boolean }, run: (resources: Resources) => Promise<T>): Promise<T> {
+export async function withProcessResources<T>(needs: { temporal: boolean }, run: (resources: Resources) => Promise<T>): Promise<T> {
+  // Loaded here, not up front: the resources bring the stream backends' clients.
+  const { withResources } = await import('../resources.ts');
   return withResources(loadConfig(), needs, run);
 }
 

@@ -49,9 +49,6 @@ try {
   if (name) {
     const register = await COMMANDS[name][1]();
     register(program);
-    // Help on the real command needs its options, so the worker's logging is set up with it.
-    const { installTemporalLogging } = await import('../temporal-logging.ts');
-    installTemporalLogging();
   } else {
     for (const [command, [summary]] of Object.entries(COMMANDS)) program.command(command).summary(summary).allowUnknownOption().helpOption(false);
   }

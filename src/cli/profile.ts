@@ -9,7 +9,7 @@ import { buildProfile, type ProfileSource } from '../monitoring/build.ts';
 import { saveProfile } from '../monitoring/store.ts';
 import type { Profile } from '../monitoring/profile.ts';
 import { printJson, UsageError, withStack } from './context.ts';
-import { parseDate } from './score.ts';
+import { parseDate } from './dates.ts';
 
 interface ProfileFlags {
   source?: string;

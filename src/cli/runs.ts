@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import { batchWorkflowId } from '../../workflows/batch-window.ts';
 import type { Pool } from '../db/pool.ts';
-import { parseDate } from './score.ts';
+import { parseDate } from './dates.ts';
 import { printJson, UsageError, withStack } from './context.ts';
 
 export type RunTarget = { workflowId: string } | { job: string; from: string; to: string };

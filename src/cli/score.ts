@@ -8,6 +8,7 @@ import type { RunSummary } from '../batch/scorer.ts';
 import { progressQuery, type batchScoring } from '../../workflows/batch-scoring.ts';
 import type { Stack } from '../stack/stack.ts';
 import { positiveInt, printJson, UsageError, withProcessResources, withStack } from './context.ts';
+import { parseDate } from './dates.ts';
 import { withWorker } from '../worker.ts';
 import { reportUrl } from '../monitoring/run-report.ts';
 
@@ -60,18 +61,6 @@ function jobFromFlags(flags: JobFlags): BatchJobInput {
     chunkSize: flags.chunkSize,
     parallelism: flags.parallelism,
   };
-}
-
-const ISO_DATE = /^(\d{4})-(\d{2})(?:-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?)?$/i;
-
-/** A --from/--to value. Only ISO forms: Date alone reads "1" as 2001 and rolls 2024-02-30 over to March. */
-export function parseDate(option: string, value: string): Date {
-  const parts = ISO_DATE.exec(value);
-  const [year, month, day] = parts ? [Number(parts[1]), Number(parts[2]), Number(parts[3] ?? 1)] : [0, 0, 0];
-  const realDay = parts !== null && month >= 1 && month <= 12 && day >= 1 && new Date(Date.UTC(year, month - 1, day)).getUTCDate() === day;
-  const date = realDay ? new Date(/^\d{4}-\d{2}$/.test(value) ? `${value}-01T00:00:00Z` : /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value) : new Date(NaN);
-  if (Number.isNaN(date.getTime())) throw new UsageError(`${option} must be a date (YYYY-MM, YYYY-MM-DD or ISO timestamp), got ${JSON.stringify(value)}`);
-  return date;
 }
 
 export function workflowLink(stack: Stack, workflowId: string): string | undefined {

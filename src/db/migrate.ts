@@ -3,10 +3,10 @@
 // recorded, so running it again changes nothing.
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../package-root.ts';
 import type { Pool } from './pool.ts';
 
-const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+const MIGRATIONS_DIR = path.join(PACKAGE_ROOT, 'src', 'db', 'migrations');
 const LOCK_KEY = 7_233_001;
 
 export async function migrate(pool: Pool): Promise<string[]> {

@@ -3,17 +3,21 @@
 // ones are started. A process that starts embedded services publishes them in
 // <data dir>/stack.json, so every other mldeploy command reuses them instead of starting a
 // second stack on the same files.
+//
+// The Temporal SDK is loaded only when a command uses Temporal: loading it costs about a
+// second, which commands such as `predict` need not pay.
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
-import { loadClientConnectConfig } from '@temporalio/envconfig';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
+import type * as EnvConfig from '@temporalio/envconfig';
 import { temporalEnvironment, type Config } from '../config.ts';
 import { isProcessAlive } from './ports.ts';
-import { startDevServer } from './temporal-server.ts';
 import { migrate } from '../db/migrate.ts';
-import { checkSearchAttributes } from './search-attributes-check.ts';
 import { createPool, type Pool } from '../db/pool.ts';
+
+const require = createRequire(import.meta.url);
 
 export interface TemporalTarget {
   /** Options for Connection.connect / NativeConnection.connect. */
@@ -55,6 +59,7 @@ export function readPublishedStack(config: Config): PublishedStack | null {
 }
 
 export function externalTemporal(): TemporalTarget {
+  const { loadClientConnectConfig } = require('@temporalio/envconfig') as typeof EnvConfig;
   const { connectionOptions, namespace } = loadClientConnectConfig({ overrideEnvVars: temporalEnvironment() });
   return {
     connectionOptions: connectionOptions as TemporalTarget['connectionOptions'],
@@ -83,11 +88,13 @@ export async function openStack(config: Config, needs: { temporal: boolean }): P
       owner = true;
     }
 
-    if (config.temporal.external) {
+    // Commands that do not use Temporal do not resolve it.
+    if (needs.temporal && config.temporal.external) {
       temporal = externalTemporal();
-    } else if (published?.temporalAddress) {
+    } else if (needs.temporal && published?.temporalAddress) {
       temporal = { connectionOptions: { address: published.temporalAddress }, namespace: 'default', uiUrl: published.uiUrl, local: true };
     } else if (needs.temporal) {
+      const { startDevServer } = await import('./temporal-server.ts');
       const server = await startDevServer({ dataDir: config.dataDir, cliPath: config.temporal.cliPath, port: config.temporal.port, uiPort: config.temporal.uiPort });
       stops.push(server.stop);
       temporal = { connectionOptions: { address: server.address }, namespace: 'default', uiUrl: server.uiUrl, local: true };
@@ -123,13 +130,19 @@ export async function openStack(config: Config, needs: { temporal: boolean }): P
     client() {
       client ??= (async () => {
         const t = requireTemporal();
+        const { Client, Connection } = await import('@temporalio/client');
         const connection = await Connection.connect(t.connectionOptions as Parameters<typeof Connection.connect>[0]);
         return new Client({ connection, namespace: t.namespace });
       })();
       return client;
     },
     nativeConnection() {
-      native ??= NativeConnection.connect(requireTemporal().connectionOptions as Parameters<typeof NativeConnection.connect>[0]);
+      native ??= (async () => {
+        // Before the first native connection creates the SDK's runtime: its logs go to ours.
+        const [{ installTemporalLogging }, { NativeConnection }] = await Promise.all([import('../temporal-logging.ts'), import('@temporalio/worker')]);
+        installTemporalLogging();
+        return NativeConnection.connect(requireTemporal().connectionOptions as Parameters<typeof NativeConnection.connect>[0]);
+      })();
       return native;
     },
     async close() {
@@ -143,6 +156,7 @@ export async function openStack(config: Config, needs: { temporal: boolean }): P
   // A cluster mldeploy did not start must have its search attributes registered already.
   if (needs.temporal && temporal && !temporal.local) {
     try {
+      const { checkSearchAttributes } = await import('./search-attributes-check.ts');
       await checkSearchAttributes(await stack.client(), temporal.namespace);
     } catch (err) {
       await stack.close();

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobError, parseJob, quoteIdent, quoteTable } from '../../src/batch/job.ts';
 import { UsageError } from '../../src/cli/context.ts';
-import { parseDate } from '../../src/cli/score.ts';
+import { parseDate } from '../../src/cli/dates.ts';
 import { parseModelRef, RefError } from '../../src/registry/refs.ts';
 import { nastyString, nastyValue } from '../bad-input/arbitraries.ts';
 import { runs, Tally } from '../bad-input/runs.ts';
