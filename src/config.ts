@@ -92,7 +92,6 @@ const EnvSchema = z.object({
     .optional(),
   // Model monitoring (docs/monitoring.md).
   MLDEPLOY_PUBLIC_URL: z.string().url().optional(),
-  MLDEPLOY_DRIFT_WEBHOOK: z.string().url().optional(),
   // Worker observability (mldeploy worker): 0 turns an endpoint off.
   MLDEPLOY_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   MLDEPLOY_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
@@ -170,8 +169,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     monitoring: {
       /** The web service's address as users reach it (report links); default http://<serve host>:<serve port>. */
       publicUrl: (e.MLDEPLOY_PUBLIC_URL ?? `http://${e.MLDEPLOY_SERVE_HOST}:${e.MLDEPLOY_SERVE_PORT}`).replace(/\/+$/, ''),
-      /** Called with the summary of each drifted run; its host must pass MLDEPLOY_CALLBACK_HOSTS. */
-      driftWebhook: e.MLDEPLOY_DRIFT_WEBHOOK,
     },
     metrics: {
       host: e.MLDEPLOY_METRICS_HOST,
