@@ -30,7 +30,7 @@ import { loadRouting, type Routing } from '../src/streaming/routing.ts';
 import { streamingSettings } from '../src/streaming/settings.ts';
 import { EventIngress } from '../src/streaming/ingress.ts';
 import { PostgresInboundLog } from '../src/streaming/inbound-log.ts';
-import { createConsumerWorkers, createEventWorker, selectConsumerQueues } from '../src/streaming/workers.ts';
+import { createConsumerWorkers, createEventWorker, createPartitionActivityWorker, selectConsumerQueues } from '../src/streaming/workers.ts';
 import { WORKFLOWS_PATH } from '../src/worker.ts';
 import type { ConsumerOutcome } from '../src/streaming/types.ts';
 
@@ -164,7 +164,11 @@ const ingress = new EventIngress({
 const workers: Worker[] =
   workerProcesses > 0
     ? []
-    : [await createEventWorker(deps, taskQueue, { workflowsPath: WORKFLOWS_PATH }), ...(await createConsumerWorkers(deps, await selectConsumerQueues(routingFile, [])))];
+    : [
+        await createEventWorker(deps, taskQueue, { workflowsPath: WORKFLOWS_PATH }),
+        await createPartitionActivityWorker(deps, taskQueue),
+        ...(await createConsumerWorkers(deps, await selectConsumerQueues(routingFile, []))),
+      ];
 const running = workers.map((w) => w.run());
 const workerPids = workerProcesses > 0 ? children.map((c) => c.pid!) : [process.pid];
 const workersCpu = () => workerPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);

@@ -27,6 +27,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import proto from '@temporalio/proto';
 import { batchActivities, batchJob, consumer, createLocalEnv, fanoutActivities, startWorker, streamEvent, unique, waitFor, type EventPlans } from '../test/workflows/support.ts';
 import { partitionActivities, partitionEvents } from '../test/workflows/partition-support.ts';
+import { partitionActivityQueue } from '../src/streaming/partition-types.ts';
 
 const HISTORIES = path.resolve('test/fixtures/histories');
 
@@ -125,6 +126,7 @@ const streamPartition: Recorder = {
   async setup(ctx) {
     await ctx.worker(ctx.taskQueue, partition.main);
     await ctx.worker(PARTITION_CONSUMER_QUEUE, partition.consumer, false);
+    await ctx.worker(partitionActivityQueue(ctx.taskQueue), partition.main, false);
   },
   scenarios: {
     batches: partitionScenario('batches', partitionEvents('rec-batches', 12), partitionEvents('rec-batches-more', 4)),

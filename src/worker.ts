@@ -10,7 +10,7 @@ import type { InboundLog } from './streaming/inbound-log.ts';
 import { ensureBatchedRoutes } from './streaming/partitions.ts';
 import { loadRouting } from './streaming/routing.ts';
 import { log } from './log.ts';
-import { createConsumerWorkers, EVENT_WORKFLOW_TUNING, selectConsumerQueues, type StreamingWorkerDeps } from './streaming/workers.ts';
+import { createConsumerWorkers, createPartitionActivityWorker, EVENT_WORKFLOW_TUNING, selectConsumerQueues, type StreamingWorkerDeps } from './streaming/workers.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -49,9 +49,13 @@ export async function workerDeps(resources: Resources): Promise<WorkerDeps & Str
   return { connection: await stack.nativeConnection(), namespace: stack.temporal.namespace, pool, store, models, settings: streaming, inbound };
 }
 
-/** The main task queue's worker (every workflow, every activity). */
-export async function mainWorker(resources: Resources, taskQueue = resources.config.taskQueue): Promise<Worker> {
-  return createWorker(await workerDeps(resources), taskQueue);
+/**
+ * The main task queue's worker (every workflow, every activity) and, beside it, the worker of
+ * the batched partition workflows' own activity queue.
+ */
+export async function mainWorkers(resources: Resources, taskQueue = resources.config.taskQueue): Promise<Worker[]> {
+  const deps = await workerDeps(resources);
+  return [await createWorker(deps, taskQueue), await createPartitionActivityWorker(deps, taskQueue)];
 }
 
 /**
@@ -63,9 +67,16 @@ export async function consumerWorkers(resources: Resources, names: string[]): Pr
   return { workers: await createConsumerWorkers(await workerDeps(resources), taskQueues), taskQueues };
 }
 
-/** Runs the main worker in this process while `work` runs. */
+/** Runs the main workers in this process while `work` runs. */
 export async function withWorker<T>(resources: Resources, work: () => Promise<T>): Promise<T> {
-  return (await mainWorker(resources)).runUntil(work);
+  const [main, ...others] = await mainWorkers(resources);
+  const running = others.map((w) => w.run());
+  try {
+    return await main.runUntil(work);
+  } finally {
+    for (const w of others) w.shutdown();
+    await Promise.allSettled(running);
+  }
 }
 
 /**

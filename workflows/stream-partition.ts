@@ -7,10 +7,19 @@
 // the new head, so under load the next batch leaves as soon as a slot frees, and an idle
 // partition watches the log. Only offsets, counts and failed offsets pass through history;
 // continue-as-new bounds it.
-import { continueAsNew, defineQuery, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, defineQuery, patched, proxyActivities, setHandler, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import { failureReason } from './failures.ts';
 import type { PartitionActivities } from '../activities/stream-partition.ts';
-import type { BatchConsumerPlan, ClaimedBatch, ConsumerBatchOutcome, PartitionInput, PartitionPlan, PartitionProgress, PartitionStatus } from '../src/streaming/partition-types.ts';
+import {
+  partitionActivityQueue,
+  type BatchConsumerPlan,
+  type ClaimedBatch,
+  type ConsumerBatchOutcome,
+  type PartitionInput,
+  type PartitionPlan,
+  type PartitionProgress,
+  type PartitionStatus,
+} from '../src/streaming/partition-types.ts';
 
 /** Batches whose consumers may run at once; their decisions still happen in order. */
 const MAX_IN_FLIGHT = 3;
@@ -33,15 +42,17 @@ export const PATCHES = {
 // activities of the next batch (measured: 80-180 ms of dispatch delay per batch). Both are
 // idempotent and retried until they succeed, so a broken routing file or a database outage
 // makes the partition wait, never skip.
-const { claimBatch, decideBatch, watchPartition } = proxyActivities<PartitionActivities>({
+const MAIN_ACTIVITY_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds' },
-});
-
-const { deliverBatchCallbacks } = proxyActivities<PartitionActivities>({
+};
+const CALLBACK_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 8 },
-});
+};
+// (claim loop) on the main task queue.
+const { claimBatch, decideBatch } = proxyActivities<PartitionActivities>(MAIN_ACTIVITY_OPTIONS);
+const { deliverBatchCallbacks } = proxyActivities<PartitionActivities>(CALLBACK_OPTIONS);
 
 const { awaitEvents } = proxyActivities<PartitionActivities>({
   startToCloseTimeout: '30 seconds',
@@ -114,19 +125,22 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
   }
 
   /** Runs a range's consumers, then (after the previous range's) its decision. */
-  function dispatch(batch: Omit<ClaimedBatch, 'head' | 'count'>, range?: { plan: PartitionPlan; progressed: (progress: PartitionProgress) => void }): void {
+  function dispatch(
+    batch: Omit<ClaimedBatch, 'head' | 'count'>,
+    range?: { plan: PartitionPlan; progressed: (progress: PartitionProgress) => void; decide: typeof decideBatch; deliver: typeof deliverBatchCallbacks },
+  ): void {
     const from = batch.after + 1;
     const outcomes = batch.to === batch.after ? Promise.resolve([]) : Promise.all(batch.consumers.map((c) => runConsumer(input, batch, c, range !== undefined)));
     const decided = decisions.then(async () => {
       const more = range ? { consumers: range.plan.consumers, ...(range.plan.unrouted === undefined ? {} : { unrouted: range.plan.unrouted }) } : {};
-      const result = await decideBatch({ ...ref, from, to: batch.to, invalid: batch.invalid, policy: batch.policy, outcomes: await outcomes, ...more });
+      const result = await (range?.decide ?? decideBatch)({ ...ref, from, to: batch.to, invalid: batch.invalid, policy: batch.policy, outcomes: await outcomes, ...more });
       committed = batch.to;
       decidedThisRun += result.decided;
       if (range && result.progress) range.progressed(result.progress);
       // Callbacks do not hold up the partition: the decisions are in the stream already.
       if (result.callbacks > 0)
         track(
-          deliverBatchCallbacks({ ...ref, from, to: batch.to }).catch(() => undefined),
+          (range?.deliver ?? deliverBatchCallbacks)({ ...ref, from, to: batch.to }).catch(() => undefined),
           range ? background : inFlight,
         );
     });
@@ -162,6 +176,10 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
    * log when nothing is known beyond what is already sent.
    */
   async function rangeLoop(): Promise<void> {
+    // Its own activities run on the partition activity queue beside the main one (slots of their own).
+    const taskQueue = partitionActivityQueue(workflowInfo().taskQueue);
+    const { decideBatch: decide, watchPartition } = proxyActivities<PartitionActivities>({ ...MAIN_ACTIVITY_OPTIONS, taskQueue });
+    const { deliverBatchCallbacks: deliver } = proxyActivities<PartitionActivities>({ ...CALLBACK_OPTIONS, taskQueue });
     let plan: PartitionPlan;
     let watching: Promise<void> | undefined;
     const progressed = (progress: PartitionProgress) => {
@@ -177,7 +195,7 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
       if (head > claimed && inFlight.size < MAX_IN_FLIGHT) {
         const to = Math.min(head, claimed + plan!.batchMax);
         lastBatchSize = to - claimed;
-        dispatch({ after: claimed, to, invalid: [], consumers: plan!.consumers, policy: plan!.policy }, { plan: plan!, progressed });
+        dispatch({ after: claimed, to, invalid: [], consumers: plan!.consumers, policy: plan!.policy }, { plan: plan!, progressed, decide, deliver });
         claimed = to;
         continue;
       }

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { Client } from '@temporalio/client';
 import { loadConfig } from '../config.ts';
 import { openResources, type Resources } from '../resources.ts';
-import { consumerWorkers, ensureBatchedPartitions, mainWorker } from '../worker.ts';
+import { consumerWorkers, ensureBatchedPartitions, mainWorkers } from '../worker.ts';
 import { ingressFor, type EventIngress } from '../streaming/ingress.ts';
 import { demoEvent } from '../streaming/demo.ts';
 import { startBatchRun } from '../batch/client.ts';
@@ -55,9 +55,9 @@ export function devCommand(program: Command): void {
       const resources = await openResources(config, { temporal: true });
       const { stack } = resources;
       try {
-        const worker = await mainWorker(resources);
+        const main = await mainWorkers(resources);
         const consumers = await consumerWorkers(resources, []);
-        const running = worker.run();
+        const running = Promise.all(main.map((w) => w.run()));
         const consumersRunning = consumers.workers.map((w) => w.run());
         let web: WebService | undefined;
         let ingress: EventIngress | undefined;
@@ -85,7 +85,7 @@ export function devCommand(program: Command): void {
           say('shutting down…');
           await web?.close();
           ingress?.close();
-          for (const w of [worker, ...consumers.workers]) if (w.getState() === 'RUNNING') w.shutdown();
+          for (const w of [...main, ...consumers.workers]) if (w.getState() === 'RUNNING') w.shutdown();
           await running;
           await Promise.allSettled(consumersRunning);
         }

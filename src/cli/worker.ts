@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config.ts';
 import { exportSdkMetrics, serveWorkerMetrics } from '../observability/worker-observability.ts';
 import { openResources } from '../resources.ts';
-import { consumerWorkers, ensureBatchedPartitions, mainWorker } from '../worker.ts';
+import { consumerWorkers, ensureBatchedPartitions, mainWorkers } from '../worker.ts';
 import { untilSignal } from './signals.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -30,13 +30,13 @@ export function workerCommand(program: Command): void {
                 .map((n) => n.trim())
                 .filter(Boolean);
         // --consumers: only those consumers' queues; --no-consumers: only the main queue; otherwise both.
-        const main = names ? undefined : await mainWorker(resources, opts.taskQueue);
+        const main = names ? [] : await mainWorkers(resources, opts.taskQueue);
         const consumers = opts.consumers === false ? { workers: [], taskQueues: [] } : await consumerWorkers(resources, names ?? []);
-        const workers = [...(main ? [main] : []), ...consumers.workers];
+        const workers = [...main, ...consumers.workers];
         const metrics = await serveWorkerMetrics(config, workers);
         const running = workers.map((w) => w.run());
-        if (main) say(`worker polling ${opts.taskQueue ?? config.taskQueue} on ${resources.stack.temporal!.connectionOptions.address}`);
-        if (main) {
+        if (main.length) say(`worker polling ${opts.taskQueue ?? config.taskQueue} on ${resources.stack.temporal!.connectionOptions.address}`);
+        if (main.length) {
           const partitions = await ensureBatchedPartitions(resources, opts.taskQueue);
           if (partitions.length) say(`batched partitions: ${partitions.length} workflows (${partitions[0]} …)`);
         }

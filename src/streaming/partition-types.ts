@@ -144,3 +144,10 @@ export interface PartitionStatus extends PartitionRef {
 
 /** One workflow per (namespace, event type, partition): starting it twice finds the same one. */
 export const partitionWorkflowId = (namespace: string, eventType: string, partition: number) => `stream-${namespace}-${eventType}-p${partition}`;
+
+/**
+ * The task queue of a partition workflow's own activities (watch, decide, callbacks): beside
+ * its main queue, with slots of its own, so an idle partition's watch never holds a batch
+ * chunk's slot and a batch run never delays a decision.
+ */
+export const partitionActivityQueue = (mainQueue: string) => `${mainQueue}-partitions`;

@@ -5,6 +5,7 @@
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createConsumerActivities, createStreamingActivities } from '../../activities/streaming.ts';
 import { createConsumerBatchActivities, createPartitionActivities } from '../../activities/stream-partition.ts';
+import { partitionActivityQueue } from './partition-types.ts';
 import type { InboundLog } from './inbound-log.ts';
 import type { Pool } from '../db/pool.ts';
 import type { ModelCache } from '../registry/runtime.ts';
@@ -67,6 +68,20 @@ export async function createConsumerWorkers(deps: StreamingWorkerDeps, taskQueue
       }),
     ),
   );
+}
+
+/** The partition workflows' own activities (watch, decide, callbacks) on their queue beside `mainQueue`. */
+export function createPartitionActivityWorker(deps: StreamingWorkerDeps, mainQueue: string, tuning: Partial<WorkerOptions> = {}): Promise<Worker> {
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.namespace,
+    taskQueue: partitionActivityQueue(mainQueue),
+    activities: createPartitionActivities(deps),
+    // Per partition: one decision at a time, a watch, and callback deliveries.
+    maxConcurrentActivityTaskExecutions: 50,
+    shutdownGraceTime: '10 seconds',
+    ...tuning,
+  });
 }
 
 /** The fan-out workflow plus plan/decide/callback activities, with these streaming settings. */

@@ -13,7 +13,7 @@ import type { NatsStreamBackend } from '../../src/streaming/nats-backend.ts';
 import { NatsInboundLog } from '../../src/streaming/nats-inbound-log.ts';
 import { EventIngress } from '../../src/streaming/ingress.ts';
 import { streamingSettings, type StreamingSettings } from '../../src/streaming/settings.ts';
-import { createConsumerWorkers, createEventWorker, type StreamingWorkerDeps } from '../../src/streaming/workers.ts';
+import { createConsumerWorkers, createEventWorker, createPartitionActivityWorker, type StreamingWorkerDeps } from '../../src/streaming/workers.ts';
 import type { RouteInput } from '../../src/streaming/routing.ts';
 import { registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 
@@ -117,7 +117,8 @@ export async function openStreamRig(
   const deps: StreamingWorkerDeps = { connection: env.connection, namespace: 'default', pool: env.pool, store: env.store, models, settings, inbound };
   const taskQueue = `${tag}-events`;
   const eventWorker = runner(async () => createEventWorker(deps, taskQueue, { workflowBundle: await workflowBundle() }));
-  await eventWorker.start();
+  const partitionWorker = runner(() => createPartitionActivityWorker(deps, taskQueue));
+  await Promise.all([eventWorker.start(), partitionWorker.start()]);
   const consumers: Record<string, ConsumerWorker> = {};
   const queues = new Map<string, string>();
   for (const route of Object.values(events)) for (const c of route.consumers) queues.set(c.name, c.taskQueue!);
@@ -150,7 +151,7 @@ export async function openStreamRig(
     },
     async close() {
       for (const ingress of ingresses) ingress.close();
-      await Promise.all([eventWorker.stop(), ...Object.values(consumers).map((c) => c.stop())]);
+      await Promise.all([eventWorker.stop(), partitionWorker.stop(), ...Object.values(consumers).map((c) => c.stop())]);
       await models.release();
       if (inbound instanceof NatsInboundLog) await inbound.destroy();
       await inbound.close();

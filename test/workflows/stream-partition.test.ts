@@ -4,7 +4,7 @@
 // activities run end to end in test/integration/stream-batched.test.ts and the fault suite.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { PartitionInput } from '../../src/streaming/partition-types.ts';
+import { partitionActivityQueue, type PartitionInput } from '../../src/streaming/partition-types.ts';
 import { partitionStatusQuery, type streamPartition } from '../../workflows/stream-partition.ts';
 import { partitionActivities, partitionEvents } from './partition-support.ts';
 import { createLocalEnv, startWorker, unique, waitFor } from './support.ts';
@@ -22,6 +22,7 @@ beforeAll(async () => {
   env = await createLocalEnv();
   stops.push((await startWorker(env, taskQueue, mock.main)).stop);
   stops.push((await startWorker(env, consumerQueue, mock.consumer, false)).stop);
+  stops.push((await startWorker(env, partitionActivityQueue(taskQueue), mock.main, false)).stop);
 });
 afterAll(async () => {
   for (const stop of stops) await stop();
@@ -60,6 +61,8 @@ describe('streamPartition', () => {
     await waitFor('every event decided', () => mock.committed(ref) === 2_000, 120_000);
     await waitFor('the status query to see it', async () => (await handle.query(partitionStatusQuery)).committed === 2_000, 20_000);
     const status = await handle.query(partitionStatusQuery);
+    // The last batch's callbacks go out after its decision: give them a moment, not a new run.
+    await waitFor('every callback delivered', () => mock.callbacks(ref).size === 2_000, 20_000);
     await handle.terminate('test over');
 
     const runs = await runsOf(handle.workflowId);
