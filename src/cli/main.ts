@@ -25,6 +25,7 @@ const COMMANDS: Record<string, [summary: string, load: () => Promise<Register>]>
   events: ['inspect events of the streaming fan-out', async () => (await import('./events.ts')).eventsCommands],
   streams: ['read the prediction and decision streams', async () => (await import('./streams.ts')).streamsCommands],
   bridge: ['hand events published on a NATS JetStream subject to the fan-out', async () => (await import('./bridge.ts')).bridgeCommand],
+  'dead-letters': ['events the fan-out could not process: list, replay', async () => (await import('./dead-letters.ts')).deadLettersCommands],
 };
 
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;

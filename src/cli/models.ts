@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { parseJsonOption, positiveInt, printJson, UsageError, withStack } from './context.ts';
+import { printList, withOutputOptions, type OutputFlags } from './output.ts';
 import { registerModel } from '../registry/register.ts';
 import { ModelCache } from '../registry/runtime.ts';
 import { DataPlane } from '../inference/data-plane.ts';
@@ -55,21 +56,24 @@ export function modelsCommands(program: Command): void {
 
   importCommand(models);
 
+  withOutputOptions(models.command('list').description('every registered version, with its aliases')).action(async (flags: OutputFlags) => {
+    await withStack({ temporal: false }, async (_stack, store) => {
+      const rows = (await store.list()).map((v) => ({
+        ref: `${v.name}@${v.version}`,
+        aliases: v.aliases.join(','),
+        sha256: v.sha256.slice(0, 12),
+        rmse: v.metrics.rmse ?? '',
+        created: v.createdAt,
+      }));
+      printList(rows, flags, 'no models registered');
+    });
+  });
+
   models
-    .command('list')
-    .description('every registered version, with its aliases')
-    .action(async () => {
-      await withStack({ temporal: false }, async (_stack, store) => {
-        const rows = (await store.list()).map((v) => ({
-          ref: `${v.name}@${v.version}`,
-          aliases: v.aliases.join(','),
-          sha256: v.sha256.slice(0, 12),
-          rmse: v.metrics.rmse ?? '',
-          created: v.createdAt,
-        }));
-        if (rows.length === 0) process.stdout.write('no models registered\n');
-        else console.table(rows);
-      });
+    .command('delete <ref>')
+    .description('delete one version (name@version); refused while an alias points at it, and for the latest version (its number is never handed out again)')
+    .action(async (ref: string) => {
+      await withStack({ temporal: false }, async (_stack, store) => printJson(summary(await store.delete(ref))));
     });
 
   models

@@ -1,12 +1,13 @@
-// `mldeploy runs cancel`: cancels a batch run, by workflow id or by job and window. The run
-// stops its chunks (each rolls back at its next sub-batch), keeps the chunks that finished
-// and ends as 'cancelled' in batch_runs. The Web UI's "Cancel" does the same.
-import type { Command } from 'commander';
+// `mldeploy runs list | show | cancel`: batch runs as batch_runs records them. Cancel stops a
+// run, by workflow id or by job and window: its chunks roll back at their next sub-batch, the
+// chunks that finished are kept and the run ends as 'cancelled'. The Web UI's "Cancel" does the same.
+import { Option, type Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import { batchWorkflowId } from '../../workflows/batch-window.ts';
 import type { Pool } from '../db/pool.ts';
 import { parseDate } from './dates.ts';
-import { printJson, UsageError, withStack } from './context.ts';
+import { positiveInt, printJson, UsageError, withStack } from './context.ts';
+import { printList, withOutputOptions, type OutputFlags } from './output.ts';
 
 export type RunTarget = { workflowId: string } | { job: string; from: string; to: string };
 
@@ -51,8 +52,73 @@ export async function cancelRun(client: Client, pool: Pool, target: RunTarget, w
     : { workflowId, status: (await handle.describe()).status.name.toLowerCase() };
 }
 
+const RUN_STATUSES = ['running', 'succeeded', 'failed', 'cancelled'];
+
+/** The newest runs first, optionally of one job or status. */
+async function listRuns(pool: Pool, flags: { job?: string; status?: string; limit: number }) {
+  const { rows } = await pool.query(
+    `SELECT run_id, workflow_id, job, model_name || '@' || model_version AS model, window_start, window_end, status, rows_scored, rows_rejected, started_at, duration_ms
+     FROM batch_runs WHERE ($1::text IS NULL OR job = $1) AND ($2::text IS NULL OR status = $2) ORDER BY started_at DESC LIMIT $3`,
+    [flags.job ?? null, flags.status ?? null, flags.limit],
+  );
+  return rows.map((r) => ({
+    runId: r.run_id as string,
+    job: r.job as string,
+    model: r.model as string,
+    window: `${(r.window_start as Date).toISOString()}..${(r.window_end as Date).toISOString()}`,
+    status: r.status as string,
+    rowsScored: Number(r.rows_scored),
+    rowsRejected: Number(r.rows_rejected),
+    started: r.started_at as Date,
+    durationMs: r.duration_ms === null ? null : Number(r.duration_ms),
+  }));
+}
+
+/** One run by run id, or the latest run of a workflow id, with its chunk progress. */
+async function showRun(pool: Pool, id: string) {
+  const { rows } = await pool.query(
+    `SELECT r.*, (SELECT count(scored_at)::int FROM batch_chunks c WHERE c.run_id = r.run_id) AS chunks_done
+     FROM batch_runs r WHERE run_id = $1 OR workflow_id = $1 ORDER BY (run_id = $1) DESC, started_at DESC LIMIT 1`,
+    [id],
+  );
+  const r = rows[0];
+  if (!r) throw new UsageError(`no batch run ${JSON.stringify(id)} (give a run id or a workflow id, as \`mldeploy runs list\` shows them)`);
+  return {
+    runId: r.run_id,
+    workflowId: r.workflow_id,
+    job: r.job,
+    model: { name: r.model_name, version: r.model_version },
+    source: r.source,
+    target: r.target,
+    window: { from: r.window_start, to: r.window_end },
+    status: r.status,
+    chunks: r.chunks,
+    chunksDone: r.chunks_done,
+    rowsRead: Number(r.rows_read),
+    rowsScored: Number(r.rows_scored),
+    rowsRejected: Number(r.rows_rejected),
+    stats: r.stats,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    durationMs: r.duration_ms === null ? null : Number(r.duration_ms),
+  };
+}
+
 export function runsCommands(program: Command): void {
-  const runs = program.command('runs').description('batch runs in progress');
+  const runs = program.command('runs').description('batch runs: list, show, cancel');
+  withOutputOptions(runs.command('list').description('batch runs, newest first'))
+    .option('--job <name>', 'runs of this job only')
+    .addOption(new Option('--status <status>', 'runs in this state only').choices(RUN_STATUSES))
+    .option('--limit <n>', 'how many runs', positiveInt('--limit'), 20)
+    .action(async (flags: OutputFlags & { job?: string; status?: string; limit: number }) => {
+      await withStack({ temporal: false }, async (stack) => printList(await listRuns(stack.pool, flags), flags, 'no batch runs'));
+    });
+  runs
+    .command('show <runId>')
+    .description('one run (by run id, or the latest run of a workflow id): its window, status, chunks, row counts and statistics')
+    .action(async (id: string) => {
+      await withStack({ temporal: false }, async (stack) => printJson(await showRun(stack.pool, id)));
+    });
   runs
     .command('cancel [workflow-id]')
     .description('cancel a batch run: by workflow id, or by --job with --from and --to; finished chunks are kept')

@@ -9,6 +9,7 @@ import { progressQuery, type batchScoring } from '../../workflows/batch-scoring.
 import type { Stack } from '../stack/stack.ts';
 import { positiveInt, printJson, UsageError, withProcessResources, withStack } from './context.ts';
 import { parseDate } from './dates.ts';
+import { printList, withOutputOptions, type OutputFlags } from './output.ts';
 import { withWorker } from '../worker.ts';
 import { reportUrl } from '../monitoring/run-report.ts';
 
@@ -147,7 +148,7 @@ export function scoreCommands(program: Command): void {
       });
     });
 
-  schedule.command('list').action(async () => {
+  withOutputOptions(schedule.command('list').description('every schedule: paused or not, its next run and workflow')).action(async (flags: OutputFlags) => {
     await withStack({ temporal: true }, async (stack) => {
       const rows = [];
       for await (const s of (await stack.client()).schedule.list()) {
@@ -158,8 +159,7 @@ export function scoreCommands(program: Command): void {
           workflow: s.action?.type === 'startWorkflow' ? s.action.workflowType : '',
         });
       }
-      if (rows.length === 0) process.stdout.write('no schedules\n');
-      else console.table(rows);
+      printList(rows, flags, 'no schedules');
     });
   });
 

@@ -34,6 +34,11 @@ export function targetOf(ref: ModelRef, head: ModelHead | undefined): number | u
   return ref.alias ? head.aliases[ref.alias] : (head.aliases[DEFAULT_ALIAS] ?? head.latest);
 }
 
+/** A version that cannot be deleted: an alias points at it, or it is the latest. */
+export class ModelInUseError extends Error {
+  override name = 'ModelInUseError';
+}
+
 export class ModelNotFoundError extends Error {
   override name = 'ModelNotFoundError';
 }
@@ -129,6 +134,35 @@ export class ModelStore {
     await this.get(name, version);
     await setAlias(this.pool, name, alias, version);
     return this.get(name, version);
+  }
+
+  /**
+   * Deletes one version and its reference profile. Refused while an alias points at it, and
+   * for the latest version: the next number is max + 1, so deleting the latest would hand its
+   * number to a different model (caches and logs key on name@version).
+   */
+  async delete(reference: string): Promise<ModelVersion> {
+    const target = await this.resolve(reference);
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // The name's versions and aliases, locked against a concurrent register or promote.
+      const { rows } = await client.query('SELECT max(version) AS latest FROM (SELECT version FROM model_versions WHERE name = $1 FOR UPDATE) v', [target.name]);
+      const aliases = await client.query('SELECT alias FROM model_aliases WHERE name = $1 AND version = $2 ORDER BY alias FOR UPDATE', [target.name, target.version]);
+      const ref = `${target.name}@${target.version}`;
+      if (aliases.rows.length > 0)
+        throw new ModelInUseError(`${ref} is what ${aliases.rows.map((r) => `${target.name}@${r.alias}`).join(', ')} points at: promote another version first`);
+      if (rows[0].latest === target.version) throw new ModelInUseError(`${ref} is the latest version of ${target.name}, which is never deleted (its number would be reused)`);
+      await client.query('DELETE FROM model_profiles WHERE name = $1 AND version = $2', [target.name, target.version]);
+      await client.query('DELETE FROM model_versions WHERE name = $1 AND version = $2', [target.name, target.version]);
+      await client.query('COMMIT');
+      return target;
+    } catch (err) {
+      await client.query('ROLLBACK');
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
   async get(name: string, version: number): Promise<ModelVersion> {
