@@ -22,21 +22,23 @@ let dataDir: string;
 const registered = uniqueName('mlf-linear');
 const corrupt = uniqueName('mlf-corrupt');
 let sklearnRun: string;
+const localDir = () => path.join(dataDir, 'local-model');
 
 beforeAll(async () => {
   env = await openTestEnv();
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-mlflow-cli-'));
   fs.chmodSync(dataDir, 0o755);
   mlflow = await startMlflow({ adminPassword: PASSWORD });
-  // An MLflow model directory whose ONNX file is damaged, logged and registered as a user would.
+  // A registered ONNX model, a scikit-learn run, a registered model directory whose ONNX file
+  // is damaged, and a local model directory: what users log, in one Python start-up.
   const broken = path.join(dataDir, 'broken');
-  await mlflow.log(['save', LINEAR, broken, ...COLUMNS]);
-  fs.writeFileSync(path.join(broken, 'model.onnx'), 'not an onnx file');
-  const [, sklearn] = await Promise.all([
-    mlflow.log(['onnx', LINEAR, registered, '--alias', 'champion', ...COLUMNS]),
-    mlflow.log(['sklearn']),
-    mlflow.log(['raw', broken, corrupt, '--alias', 'champion']),
-  ]);
+  const [, , , sklearn] = await mlflow.log(
+    ['save', LINEAR, broken, '--corrupt', ...COLUMNS],
+    ['raw', broken, corrupt, '--alias', 'champion'],
+    ['onnx', LINEAR, registered, '--alias', 'champion', ...COLUMNS],
+    ['sklearn'],
+    ['save', LINEAR, localDir(), ...COLUMNS],
+  );
   sklearnRun = sklearn.runId as string;
 }, 900_000);
 
@@ -107,10 +109,8 @@ describe('models import from MLflow', () => {
   });
 
   it('imports a local MLflow model directory', async () => {
-    const dir = path.join(dataDir, 'local-model');
-    await mlflow.log(['save', LINEAR, dir, ...COLUMNS]);
     const name = uniqueName('imp-local');
-    const imported = await mldeploy(['models', 'import', name, dir]);
+    const imported = await mldeploy(['models', 'import', name, localDir()]);
     expect(imported.stderr).toBe('');
     const predicted = JSON.parse((await mldeploy(['predict', name, '--data', JSON.stringify(EXPECTED.records[1])])).stdout);
     expect(predicted.predictions[0]).toBeCloseTo(EXPECTED.predictions[1], 5);

@@ -4,17 +4,20 @@
       logs FILE with mlflow.onnx.log_model, registers it as NAME (and sets alias A)
   mlflow-log.py sklearn
       logs a small scikit-learn pipeline with mlflow.sklearn.log_model
-  mlflow-log.py save FILE DIR [--columns a,b,c] [--example JSON]
-      saves FILE as an MLflow model directory DIR with mlflow.onnx.save_model (no server)
+  mlflow-log.py save FILE DIR [--columns a,b,c] [--example JSON] [--corrupt]
+      saves FILE as an MLflow model directory DIR with mlflow.onnx.save_model (no server);
+      --corrupt then overwrites its ONNX file with bytes that are not a model
   mlflow-log.py raw DIR NAME [--alias A]
       logs DIR's files as run artifacts under 'model' and registers runs:/<run>/model as NAME
 
-Prints one JSON object: the run id, the registered version, the logged model id.
+Several commands may be joined with '+' (one Python start-up for all of them). Prints one
+JSON array, an object per command: the run id, the registered version, the logged model id.
 The tracking server comes from MLFLOW_TRACKING_URI.
 """
 
 import argparse
 import json
+import sys
 
 import mlflow
 import numpy as np
@@ -71,6 +74,9 @@ def log_sklearn(_args):
 def save_onnx(args):
     model, signature, example = onnx_model(args)
     mlflow.onnx.save_model(model, args.dir, signature=signature, input_example=example)
+    if args.corrupt:
+        with open(f"{args.dir}/model.onnx", "wb") as f:
+            f.write(b"not an onnx file")
     return {"dir": args.dir}
 
 
@@ -95,14 +101,24 @@ def main():
     save_cmd.add_argument("dir")
     save_cmd.add_argument("--columns")
     save_cmd.add_argument("--example")
+    save_cmd.add_argument("--corrupt", action="store_true")
     sub.add_parser("sklearn")
     raw_cmd = sub.add_parser("raw")
     raw_cmd.add_argument("dir")
     raw_cmd.add_argument("name")
     raw_cmd.add_argument("--alias")
-    args = parser.parse_args()
-    result = {"onnx": log_onnx, "save": save_onnx, "sklearn": log_sklearn, "raw": log_raw}[args.what](args)
-    print(json.dumps(result))
+    commands = [[]]
+    for word in sys.argv[1:]:
+        if word == "+":
+            commands.append([])
+        else:
+            commands[-1].append(word)
+    steps = {"onnx": log_onnx, "save": save_onnx, "sklearn": log_sklearn, "raw": log_raw}
+    results = []
+    for words in commands:
+        args = parser.parse_args(words)
+        results.append(steps[args.what](args))
+    print(json.dumps(results))
 
 
 main()

@@ -37,8 +37,8 @@ export interface RunningMlflow {
   url: string;
   /** The variables a client of this server needs (MLFLOW_TRACKING_URI and the admin's credentials). */
   clientEnv: Record<string, string>;
-  /** Runs test/setup/mlflow-log.py with the cached mlflow against this server; returns its JSON line. */
-  log(args: string[]): Promise<Record<string, unknown>>;
+  /** Runs test/setup/mlflow-log.py's commands (each an argument list) in one Python process against this server; returns one result per command. */
+  log(...commands: string[][]): Promise<Array<Record<string, unknown>>>;
   stop(): Promise<void>;
 }
 
@@ -85,12 +85,13 @@ export async function startMlflow(opts: { adminPassword?: string } = {}): Promis
   return {
     url,
     clientEnv,
-    async log(scriptArgs) {
-      const { stdout } = await run(path.join(venv, 'bin', 'python'), [LOG_SCRIPT, ...scriptArgs], {
+    async log(...commands) {
+      const args = commands.flatMap((c, i) => (i === 0 ? c : ['+', ...c]));
+      const { stdout } = await run(path.join(venv, 'bin', 'python'), [LOG_SCRIPT, ...args], {
         env: { ...process.env, ...clientEnv, GIT_PYTHON_REFRESH: 'quiet' },
         timeout: 180_000,
       });
-      return JSON.parse(stdout.trim().split('\n').pop() ?? '{}');
+      return JSON.parse(stdout.trim().split('\n').pop() ?? '[]');
     },
     stop,
   };
