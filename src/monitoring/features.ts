@@ -17,6 +17,7 @@ export class FeatureReader {
   readonly features: MonitoredFeature[] = [];
   private readonly slots: Slot[] = [];
   private readonly hasDerived: boolean;
+  private readonly derived: unknown[] = [];
 
   constructor(private readonly model: LoadedModel) {
     const derivedIndex = new Map(model.spec.derived.map((d, index) => [d.name, index]));
@@ -35,7 +36,7 @@ export class FeatureReader {
 
   /** One record's feature values, in the order of `features` (undefined where missing). */
   read(record: FeatureRecord, out: unknown[]): void {
-    const derived = this.hasDerived ? this.model.mapper.derive(record) : undefined;
+    const derived = this.hasDerived ? this.model.mapper.derive(record, this.derived) : undefined;
     for (let f = 0; f < this.slots.length; f++) {
       const slot = this.slots[f];
       out[f] = slot.derived ? derived![slot.index] : record[slot.name];

@@ -123,14 +123,14 @@ export class FeatureMapper {
     return [...fields];
   }
 
-  /** Each derived feature's value for one record, undefined where it cannot be computed (model monitoring profiles them). */
-  derive(record: FeatureRecord): unknown[] {
-    const derived: unknown[] = new Array(this.spec.derived.length);
-    for (let d = 0; d < derived.length; d++) {
+  /** Each derived feature's value for one record (into `derived`, reused across records), undefined where it cannot be computed (model monitoring profiles them). */
+  derive(record: FeatureRecord, derived: unknown[] = new Array(this.spec.derived.length)): unknown[] {
+    for (let d = 0; d < this.spec.derived.length; d++) {
       try {
         derived[d] = computeDerived(this.spec.derived[d], record, derived, this.derivedSources);
       } catch (err) {
         if (!(err instanceof FieldError)) throw err;
+        derived[d] = undefined;
       }
     }
     return derived;

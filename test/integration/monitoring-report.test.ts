@@ -141,6 +141,24 @@ describe('drift report', () => {
     expect(fs.readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
   });
 
+  it('models profile also builds from a batch run and from a CSV file', async () => {
+    const other = await registerExample(env, 'trip-duration');
+    const fromRun = await mldeploy(['models', 'profile', `${other.name}@${other.version}`, '--run', runId]);
+    expect(fromRun.code).toBe(0);
+    expect(JSON.parse(fromRun.stdout)).toMatchObject({ rows: 5_000, source: `batch run ${runId}` });
+    const stored = await env.pool.query('SELECT profile FROM model_profiles WHERE name = $1', [other.name]);
+    expect(stored.rows[0].profile.actual).not.toBeNull(); // the run's actual column is profiled too
+
+    const csv = path.join(OUT, 'reference.csv');
+    const lines = Array.from({ length: 200 }, (_, i) => `${(i % 20) + 1},${(i % 7) + 1},${(i % 13) / 2 + 0.5},${i % 30 === 0 ? '' : 'x'}`);
+    fs.writeFileSync(csv, ['PULocationID,DOLocationID,trip_distance,note', ...lines].join('\n') + '\n');
+    const fromCsv = await mldeploy(['models', 'profile', `${other.name}@${other.version}`, '--csv', csv]);
+    expect(fromCsv.code).toBe(0);
+    const summary = JSON.parse(fromCsv.stdout);
+    expect(summary).toMatchObject({ rows: 200, source: `csv ${csv}` });
+    expect(summary.features.map((f: { name: string; kind: string }) => `${f.name}:${f.kind}`).sort()).toEqual(['PU_DO:categorical', 'trip_distance:numeric']);
+  });
+
   it('bad arguments give one error line and exit 1', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['report', 'no-such-run'], /no batch run no-such-run/],
