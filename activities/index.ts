@@ -2,6 +2,7 @@
 import { createBatchActivities } from './batch.ts';
 import { createStreamingActivities } from './streaming.ts';
 import { createPartitionActivities } from './stream-partition.ts';
+import { createFollowerActivities } from './model-follower.ts';
 import type { InboundLog } from '../src/streaming/inbound-log.ts';
 import type { ActivityDeps } from './deps.ts';
 import type { StreamingSettings } from '../src/streaming/settings.ts';
@@ -14,6 +15,7 @@ export function createActivities(deps: ActivityDeps & { inbound: InboundLog }, s
     ...createBatchActivities(deps),
     ...createStreamingActivities(deps, streaming),
     ...createPartitionActivities({ ...deps, settings: streaming }),
+    ...createFollowerActivities(deps),
   };
 }
 

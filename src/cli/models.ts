@@ -7,6 +7,7 @@ import { registerModel } from '../registry/register.ts';
 import { ModelCache } from '../registry/runtime.ts';
 import { DataPlane } from '../inference/data-plane.ts';
 import { importCommand } from './models-import.ts';
+import { followCommand } from './models-follow.ts';
 import type { ModelVersion } from '../registry/store.ts';
 import { profileCommand, profileVersion, referenceSource } from './profile.ts';
 
@@ -55,6 +56,7 @@ export function modelsCommands(program: Command): void {
     });
 
   importCommand(models);
+  followCommand(models);
 
   withOutputOptions(models.command('list').description('every registered version, with its aliases')).action(async (flags: OutputFlags) => {
     await withStack({ temporal: false }, async (_stack, store) => {

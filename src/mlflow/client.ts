@@ -16,6 +16,11 @@ export class MlflowError extends Error {
   override name = 'MlflowError';
 }
 
+/** The tracking server could not be reached: nothing is known about the model yet. */
+export class MlflowUnreachableError extends MlflowError {
+  override name = 'MlflowUnreachableError';
+}
+
 export interface RegisteredVersion {
   name: string;
   version: string;
@@ -137,7 +142,7 @@ export class MlflowClient {
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
       req.on('error', (err: NodeJS.ErrnoException) =>
-        reject(new MlflowError(`cannot reach the MLflow tracking server at ${this.trackingUri} (${err.code ?? err.message}): check MLFLOW_TRACKING_URI`)),
+        reject(new MlflowUnreachableError(`cannot reach the MLflow tracking server at ${this.trackingUri} (${err.code ?? err.message}): check MLFLOW_TRACKING_URI`)),
       );
     });
   }

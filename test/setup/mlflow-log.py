@@ -1,6 +1,6 @@
 """Logs models to a real MLflow server for mldeploy's MLflow tests (run with the cached mlflow).
 
-  mlflow-log.py onnx FILE NAME [--alias A] [--columns a,b,c] [--example JSON]
+  mlflow-log.py onnx FILE NAME [--alias A] [--columns a,b,c] [--example JSON] [--scale K]
       logs FILE with mlflow.onnx.log_model, registers it as NAME (and sets alias A)
   mlflow-log.py sklearn
       logs a small scikit-learn pipeline with mlflow.sklearn.log_model
@@ -36,8 +36,15 @@ def register(source, name, alias):
 def onnx_model(args):
     """The ONNX model with a column signature and a one-row DataFrame example, as a user logs it."""
     import onnx
+    from onnx import numpy_helper
 
     model = onnx.load(args.file)
+    if args.scale != 1.0:
+        # Another version of the same model: every weight (and so every prediction of a linear model) scaled.
+        for i, init in enumerate(model.graph.initializer):
+            values = numpy_helper.to_array(init)
+            if values.dtype == np.float32:
+                model.graph.initializer[i].CopyFrom(numpy_helper.from_array(values * np.float32(args.scale), init.name))
     signature = None
     example = None
     if args.columns:
@@ -96,11 +103,13 @@ def main():
     onnx_cmd.add_argument("--alias")
     onnx_cmd.add_argument("--columns")
     onnx_cmd.add_argument("--example")
+    onnx_cmd.add_argument("--scale", type=float, default=1.0)
     save_cmd = sub.add_parser("save")
     save_cmd.add_argument("file")
     save_cmd.add_argument("dir")
     save_cmd.add_argument("--columns")
     save_cmd.add_argument("--example")
+    save_cmd.add_argument("--scale", type=float, default=1.0)
     save_cmd.add_argument("--corrupt", action="store_true")
     sub.add_parser("sklearn")
     raw_cmd = sub.add_parser("raw")
