@@ -1,11 +1,11 @@
-// The Open Inference Protocol v2 (KServe / Triton REST), JSON encoding. The binary tensor
-// extension is not supported: with tritonclient.http, pass binary_data=False to
-// InferInput.set_data_from_numpy and InferRequestedOutput.
+// The Open Inference Protocol v2 (KServe / Triton REST): JSON tensors, and the binary
+// tensor extension (src/serve/v2-binary.ts) that tritonclient.http uses by default.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { validateModelName } from '../registry/refs.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
-import { badRequest, ClientGoneError, errorResponses, HttpError, untilClientGone } from './errors.ts';
+import { badRequest, ClientGoneError, errorResponses, untilClientGone } from './errors.ts';
 import type { ServeContext } from './context.ts';
+import { BINARY_CONTENT_TYPE, BINARY_HEADER, binaryOf, encodeBinary, parseBinaryBody } from './v2-binary.ts';
 import { datatypeOf, fromTensor, toFeeds, v2Shape, type V2InputTensor } from './v2-tensors.ts';
 
 const DATATYPE_ENUM = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'];
@@ -31,19 +31,19 @@ const InferRequestSchema = {
   required: ['inputs'],
   properties: {
     id: { type: 'string', maxLength: 256 },
-    parameters: { type: 'object' },
+    parameters: { type: 'object', properties: { binary_data_output: { type: 'boolean' } } },
     inputs: {
       type: 'array',
       minItems: 1,
       maxItems: 256,
       items: {
         type: 'object',
-        required: ['name', 'shape', 'datatype', 'data'],
+        required: ['name', 'shape', 'datatype'],
         properties: {
           name: { type: 'string' },
           shape: { type: 'array', maxItems: 8, items: { type: 'integer', minimum: 0 } },
           datatype: { type: 'string', enum: DATATYPE_ENUM },
-          parameters: { type: 'object' },
+          parameters: { type: 'object', properties: { binary_data_size: { type: 'integer', minimum: 0 } } },
           data: { type: 'array' },
         },
       },
@@ -51,7 +51,11 @@ const InferRequestSchema = {
     outputs: {
       type: 'array',
       maxItems: 256,
-      items: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, parameters: { type: 'object' } } },
+      items: {
+        type: 'object',
+        required: ['name'],
+        properties: { name: { type: 'string' }, parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } } },
+      },
     },
   },
   examples: [
@@ -90,8 +94,9 @@ interface ModelParams {
 
 interface InferBody {
   id?: string;
+  parameters?: { binary_data_output?: boolean };
   inputs: V2InputTensor[];
-  outputs?: Array<{ name: string }>;
+  outputs?: Array<{ name: string; parameters?: { binary_data?: boolean } }>;
 }
 
 export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise<void> {
@@ -114,7 +119,7 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
     async () => ({
       name: 'mldeploy',
       version: ctx.version,
-      extensions: [],
+      extensions: ['binary_tensor_data'],
     }),
   );
 
@@ -158,7 +163,7 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
   const infer = async (request: { params: ModelParams; body: InferBody; served?: unknown }, reply: FastifyReply) => {
     const model = await modelFor(request.params);
     request.served = model;
-    const { feeds, rows } = toFeeds(request.body.inputs, model.metadata.inputs, ctx.config.maxRecords);
+    const { feeds, rows } = toFeeds(request.body.inputs, model.metadata.inputs, ctx.config.maxRecords, binaryOf(request.body));
     const known = model.metadata.outputs.map((o) => o.name);
     const names = request.body.outputs?.map((o) => o.name) ?? known;
     for (const n of names) if (!known.includes(n)) throw badRequest(`the model has no output '${n}' (outputs: ${known.join(', ')})`);
@@ -171,12 +176,28 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
       // The tensors match the declared metadata; what onnxruntime still rejects is the caller's data.
       throw badRequest(`the model rejected the inputs: ${(err as Error).message.split('\n')[0]}`);
     }
-    const outputs = wanted.map((n) => fromTensor(n, tensors[n]));
-    return { model_name: model.name, model_version: String(model.version), ...(request.body.id !== undefined ? { id: request.body.id } : {}), outputs };
+    const head = { model_name: model.name, model_version: String(model.version), ...(request.body.id !== undefined ? { id: request.body.id } : {}) };
+    // Binary outputs only when asked: per output (binary_data) or for all (binary_data_output).
+    const allBinary = request.body.parameters?.binary_data_output === true;
+    const asked = new Map(request.body.outputs?.map((o) => [o.name, o.parameters?.binary_data]));
+    const binary = wanted.filter((n) => asked.get(n) ?? allBinary);
+    if (binary.length === 0) return { ...head, outputs: wanted.map((n) => fromTensor(n, tensors[n])) };
+    const chunks: Buffer[] = [];
+    const outputs = wanted.map((n) => {
+      if (!binary.includes(n)) return fromTensor(n, tensors[n]);
+      const bytes = encodeBinary(tensors[n]);
+      chunks.push(bytes);
+      return { name: n, datatype: datatypeOf(tensors[n].type), shape: [...tensors[n].dims], parameters: { binary_data_size: bytes.length } };
+    });
+    const json = Buffer.from(JSON.stringify({ ...head, outputs }));
+    return reply
+      .header('Inference-Header-Content-Length', json.length)
+      .type('application/octet-stream')
+      .send(Buffer.concat([json, ...chunks]));
   };
   const inferSchema = {
     tags,
-    summary: 'Run the model on its raw input tensors (JSON; tritonclient.http needs binary_data=False)',
+    summary: 'Run the model on its raw input tensors (JSON, or the binary tensor extension with Inference-Header-Content-Length)',
     params: NameParams,
     body: InferRequestSchema,
     response: { 200: InferResponseSchema, ...errorResponses },
@@ -186,15 +207,20 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
 }
 
 /**
- * tritonclient.http sends its JSON without a Content-Type; binary-extension requests
- * carry Inference-Header-Content-Length and are refused with a clear message.
+ * tritonclient.http sends its JSON without a Content-Type; a binary-extension request
+ * (Inference-Header-Content-Length) is parsed by the binary parser whatever type it names.
  */
 export function v2ContentTypes(app: FastifyInstance): void {
-  app.addHook('onRequest', async (request) => {
-    if (!request.url.startsWith('/v2/')) return;
-    if (request.headers['inference-header-content-length'] !== undefined) {
-      throw new HttpError(400, 'the binary tensor extension is not supported; send JSON (tritonclient.http: binary_data=False)');
+  app.addContentTypeParser(BINARY_CONTENT_TYPE, { parseAs: 'buffer' }, (request, body, done) => {
+    try {
+      done(null, parseBinaryBody(body as Buffer, request.headers[BINARY_HEADER]));
+    } catch (err) {
+      done(err as Error, undefined);
     }
-    if (request.method === 'POST' && request.headers['content-type'] === undefined) request.headers['content-type'] = 'application/json';
+  });
+  app.addHook('onRequest', async (request) => {
+    if (!request.url.startsWith('/v2/') || request.method !== 'POST') return;
+    if (request.headers[BINARY_HEADER] !== undefined) request.headers['content-type'] = BINARY_CONTENT_TYPE;
+    else if (request.headers['content-type'] === undefined) request.headers['content-type'] = 'application/json';
   });
 }

@@ -5,6 +5,7 @@ import { allocate, storeValue } from '../registry/dtypes.ts';
 import type { TensorInfo } from '../registry/metadata.ts';
 import type { Dtype } from '../registry/spec.ts';
 import { badRequest } from './errors.ts';
+import { decodeBinary } from './v2-binary.ts';
 
 /** onnxruntime type → v2 datatype. */
 const DATATYPES: Record<string, string> = {
@@ -32,7 +33,9 @@ export interface V2InputTensor {
   name: string;
   shape: number[];
   datatype: string;
-  data: unknown[];
+  /** Absent when the bytes come in the binary part of the body (parameters.binary_data_size). */
+  data?: unknown[];
+  parameters?: Record<string, unknown>;
 }
 
 export interface V2OutputTensor {
@@ -77,7 +80,7 @@ function fill(name: string, datatype: string, values: unknown[]): ort.Tensor['da
  * datatype and rank, fixed dimensions as the model declares them, and as many elements as
  * the shape says. Returns the feeds and the batch size (the first dimension).
  */
-export function toFeeds(inputs: V2InputTensor[], model: TensorInfo[], maxBatch: number): { feeds: Record<string, ort.Tensor>; rows: number } {
+export function toFeeds(inputs: V2InputTensor[], model: TensorInfo[], maxBatch: number, binary?: Map<string, Buffer>): { feeds: Record<string, ort.Tensor>; rows: number } {
   const feeds: Record<string, ort.Tensor> = {};
   let rows: number | undefined;
   for (const input of inputs) {
@@ -97,9 +100,18 @@ export function toFeeds(inputs: V2InputTensor[], model: TensorInfo[], maxBatch: 
     if (batch > maxBatch) throw badRequest(`input '${input.name}' has ${batch} rows; at most ${maxBatch} per request`);
     if (rows !== undefined && batch !== rows) throw badRequest(`input '${input.name}' has ${batch} rows, the other inputs ${rows}`);
     rows = batch;
-    const values = flatten(input.name, input.data, size);
-    if (values.length !== size) throw badRequest(`input '${input.name}' with shape [${input.shape.join(', ')}] needs ${size} elements, got ${values.length}`);
-    feeds[input.name] = new ort.Tensor(info.type as 'float32', fill(input.name, datatype, values) as Float32Array, input.shape);
+    const bytes = binary?.get(input.name);
+    let data: ort.Tensor['data'];
+    if (bytes) data = decodeBinary(input.name, DTYPES[datatype], bytes, size) as ort.Tensor['data'];
+    else if (input.parameters?.binary_data_size !== undefined)
+      throw badRequest(`input '${input.name}' has binary_data_size, but the request has no Inference-Header-Content-Length`);
+    else if (input.data === undefined) throw badRequest(`input '${input.name}' has neither data nor parameters.binary_data_size`);
+    else {
+      const values = flatten(input.name, input.data, size);
+      if (values.length !== size) throw badRequest(`input '${input.name}' with shape [${input.shape.join(', ')}] needs ${size} elements, got ${values.length}`);
+      data = fill(input.name, datatype, values);
+    }
+    feeds[input.name] = new ort.Tensor(info.type as 'float32', data as Float32Array, input.shape);
   }
   const absent = model.filter((m) => !feeds[m.name]).map((m) => m.name);
   if (absent.length) throw badRequest(`input(s) ${absent.map((n) => `'${n}'`).join(', ')} missing`);

@@ -1,0 +1,78 @@
+// The off-the-shelf Open Inference Protocol clients for the v2 tests: the pinned
+// tritonclient[http,grpc] from PyPI, installed into the project's cache on first use (a
+// virtualenv under .mldeploy/cache, as the Temporal CLI and MLflow are) and reused by later
+// test files and runs. test/setup/triton-call.py makes the calls with the client's defaults.
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export const TRITONCLIENT_VERSION = '2.73.0';
+const REQUIREMENTS = [`tritonclient[http,grpc]==${TRITONCLIENT_VERSION}`, 'numpy==2.4.6'];
+const CALL_SCRIPT = path.resolve('test/setup/triton-call.py');
+
+function venvDir(): string {
+  return path.join(path.resolve(process.env.MLDEPLOY_DATA_DIR ?? '.mldeploy'), 'cache', `tritonclient-${TRITONCLIENT_VERSION}`);
+}
+
+let installing: Promise<string> | undefined;
+
+/** Installs the pinned client into the cache unless an earlier run did; returns the virtualenv. */
+export function ensureTritonClient(): Promise<string> {
+  installing ??= (async () => {
+    const dir = venvDir();
+    const marker = path.join(dir, 'mldeploy-installed.txt');
+    if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === REQUIREMENTS.join('\n')) return dir;
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    await run('python3', ['-m', 'venv', dir], { timeout: 120_000 });
+    await run(path.join(dir, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', ...REQUIREMENTS], { timeout: 600_000 });
+    fs.writeFileSync(marker, REQUIREMENTS.join('\n'));
+    return dir;
+  })();
+  return installing;
+}
+
+export interface TritonTensor {
+  name: string;
+  datatype: string;
+  shape: number[];
+  data: unknown[];
+}
+
+export interface TritonCall {
+  protocol: 'http' | 'grpc';
+  /** host:port, as tritonclient takes it. */
+  url: string;
+  model: string;
+  version?: string;
+  token?: string;
+  /** With inputs: infer (outputs selects outputs); without: live, ready, server and model metadata. */
+  inputs?: TritonTensor[];
+  outputs?: string[];
+}
+
+export type TritonAnswer =
+  | { outputs: Record<string, TritonTensor>; sent_binary?: boolean; binary_outputs?: string[] }
+  | { live: boolean; ready: boolean; model_ready: boolean; server: unknown; model: unknown }
+  | { error: string; status?: string };
+
+/** Runs one call through the pinned tritonclient with its defaults; a client-side exception comes back as { error }. */
+export async function tritonCall(call: TritonCall): Promise<TritonAnswer> {
+  const venv = await ensureTritonClient();
+  return new Promise((resolve, reject) => {
+    const child = spawn(path.join(venv, 'bin', 'python'), [CALL_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`triton-call.py exited ${code}: ${err.slice(-2000)}`));
+      resolve(JSON.parse(out) as TritonAnswer);
+    });
+    child.stdin.end(JSON.stringify(call));
+  });
+}
