@@ -135,8 +135,36 @@ const streamPartition: Recorder = {
   },
 };
 
+// ---------------------------------------------------------------- modelFollower
+// MLflow's alias names version 1, then 2, then a broken 3; one check (three attempts) cannot reach MLflow. The
+// follower continues as new every 3 checks; the scenario terminates it after the second run.
+const rejected3 = { mlflowVersion: '3', rejected: 'onnxruntime cannot load the file' };
+const followOutcomes = [{ mlflowVersion: '1', version: 1 }, { mlflowVersion: '2', version: 2 }, rejected3, 'unreachable', 'unreachable', 'unreachable', rejected3];
+let followChecks = 0;
+const modelFollower: Recorder = {
+  workflow: 'modelFollower',
+  setup: (ctx) =>
+    ctx.worker(ctx.taskQueue, {
+      async followMlflowAlias() {
+        const outcome = followOutcomes[Math.min(followChecks++, followOutcomes.length - 1)];
+        if (outcome === 'unreachable') throw new Error('cannot reach the MLflow tracking server');
+        return outcome;
+      },
+    }),
+  scenarios: {
+    async 'promote-reject'({ env, taskQueue }) {
+      const args = { name: 'rec-followed', alias: 'production', from: 'models:/rec@champion', trackingUri: 'http://mlflow.test', everyMs: 10, checksPerRun: 3 };
+      const handle = await env.client.workflow.start('modelFollower', { taskQueue, workflowId: unique('model-follower-rec'), args: [args] });
+      await waitFor('a continue-as-new', async () => (await handle.describe()).runId !== handle.firstExecutionRunId, 60_000);
+      await waitFor('checks after the unreachable one', () => followChecks >= followOutcomes.length + 2, 60_000);
+      await handle.terminate('recorded');
+      return handle;
+    },
+  },
+};
+
 /** Every workflow whose histories are recorded. */
-const RECORDERS: Recorder[] = [batchScoring, eventFanout, streamPartition];
+const RECORDERS: Recorder[] = [batchScoring, eventFanout, streamPartition, modelFollower];
 
 async function main(selection: string[]): Promise<void> {
   const wanted = (workflow: string, scenario: string) => selection.length === 0 || selection.includes(workflow) || selection.includes(`${workflow}--${scenario}`);

@@ -20,6 +20,8 @@ export interface FollowerStatus {
 export interface FollowerArgs extends FollowTarget {
   everyMs: number;
   status?: FollowerStatus;
+  /** Checks before continuing as new (default 500); the history recorder uses a few. */
+  checksPerRun?: number;
 }
 
 export const followerStatusQuery = defineQuery<FollowerStatus>('status');
@@ -35,7 +37,7 @@ export async function modelFollower(args: FollowerArgs): Promise<void> {
   const status: FollowerStatus = args.status ?? { checks: 0 };
   setHandler(followerStatusQuery, () => status);
   const target: FollowTarget = { name: args.name, alias: args.alias, from: args.from, trackingUri: args.trackingUri };
-  for (let i = 0; i < CHECKS_PER_RUN; i++) {
+  for (let i = 0; i < (args.checksPerRun ?? CHECKS_PER_RUN); i++) {
     const at = new Date().toISOString();
     try {
       const outcome = await followMlflowAlias({ ...target, skipRejected: status.rejected?.mlflowVersion });
