@@ -246,10 +246,18 @@ describe('docs/grafana-dashboard.json', () => {
   });
 });
 
-describe('README.md configuration table', () => {
+describe('docs/configuration.md table', () => {
   it('lists every variable src/config.ts reads', () => {
-    const readme = read('README.md');
-    const missing = configVariables.filter((v) => !readme.includes(`\`${v}\``));
+    const table = read('docs/configuration.md');
+    const missing = configVariables.filter((v) => !table.includes(`\`${v}\``));
     expect(missing).toEqual([]);
+  });
+
+  it('is linked from the README, whose short table names only variables mldeploy reads', () => {
+    const readme = read('README.md');
+    expect(readme).toContain('(docs/configuration.md)');
+    const listed = [...readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
+    expect(listed.length).toBeGreaterThanOrEqual(10);
+    expect(listed.filter((v) => !knownToMldeploy(v))).toEqual([]);
   });
 });
