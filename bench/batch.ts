@@ -1,7 +1,8 @@
 // npm run bench:batch -- --rows 1000000
 // (a) a full mldeploy batch run through Temporal, with `mldeploy worker` in its own process;
 // (b) the floor: the same read, ONNX inference and write in one process, without Temporal.
-// Also the worker's peak RSS for a run of 100k rows and one of --rows rows.
+// Also the worker's peak RSS for a run of 100k rows and one of --rows rows, and the cost of
+// drift accounting: the floor and a Temporal run of a model version with a reference profile.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,8 @@ import { parseJob, type BatchJobInput } from '../src/batch/job.ts';
 import { RIDE_COLUMNS } from '../src/demo.ts';
 import { finalizeRun, planRun, scoreChunk } from '../src/batch/scorer.ts';
 import { ModelCache } from '../src/registry/runtime.ts';
+import { buildProfile } from '../src/monitoring/build.ts';
+import { saveProfile } from '../src/monitoring/store.ts';
 import { seedRides } from '../src/rides/seed.ts';
 import { freePort } from '../src/stack/ports.ts';
 import { openBenchStack, parseFlag, peakRssMiB, registerBenchModel, spawnWorker, stopProcess, type BenchStack } from './support.ts';
@@ -31,6 +34,9 @@ function jobFor(model: string, table: string, name: string): BatchJobInput {
   return { name, model, source: { table, ...RIDE_COLUMNS }, window: { from: '2024-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' }, chunkSize, parallelism };
 }
 
+/** CPU seconds of this process (user + system) per floor run, in order: less sensitive than wall time to other load on the machine. */
+const floorCpu: number[] = [];
+
 /** (b): the scorer's own functions, chunks run with the same parallelism, no Temporal. */
 async function floorRun(stack: BenchStack, models: ModelCache, model: string, table: string): Promise<number> {
   const job = parseJob(jobFor(model, table, `floor-${table}`));
@@ -44,6 +50,7 @@ async function floorRun(stack: BenchStack, models: ModelCache, model: string, ta
     model: { name: version.name, version: version.version },
   };
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const plan = await planRun(stack.pool, ctx, loaded);
   let next = 0;
   const lane = async () => {
@@ -52,6 +59,8 @@ async function floorRun(stack: BenchStack, models: ModelCache, model: string, ta
   await Promise.all(Array.from({ length: parallelism }, lane));
   const summary = await finalizeRun(stack.pool, ctx);
   if (summary.rowsScored !== plan.rows) throw new Error(`floor scored ${summary.rowsScored} of ${plan.rows}`);
+  const cpu = process.cpuUsage(cpuBefore);
+  floorCpu.push((cpu.user + cpu.system) / 1e6);
   return (performance.now() - started) / 1000;
 }
 
@@ -100,6 +109,32 @@ try {
   const small = await temporalRun(stack, model, 'bench_rides_100k');
   const full = await temporalRun(stack, model, 'bench_rides');
 
+  // The same ONNX file under another name, with a reference profile: its runs count drift.
+  const monitored = await registerBenchModel(stack.store, 'trip-duration');
+  const monitoredVersion = await stack.store.resolve(monitored);
+  const window = { from: '2024-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' };
+  const profileSource = { kind: 'table', table: 'bench_rides_100k', timestampColumn: RIDE_COLUMNS.timestampColumn, ...window } as const;
+  await saveProfile(stack.pool, monitoredVersion, await buildProfile(stack.pool, await models.get(monitoredVersion), profileSource));
+  // Interleaved, best of two each: the machine is shared, so single runs are noisy.
+  const floorDrift: number[] = [];
+  const floorPlain: number[] = [];
+  const [cpuDrift, cpuPlain]: [number[], number[]] = [[], []];
+  for (let i = 0; i < 2; i++) {
+    floorDrift.push(await floorRun(stack, models, monitored, 'bench_rides'));
+    cpuDrift.push(floorCpu[floorCpu.length - 1]);
+    floorPlain.push(await floorRun(stack, models, model, 'bench_rides'));
+    cpuPlain.push(floorCpu[floorCpu.length - 1]);
+  }
+  // Without, with, without, … so each run with drift sits between two without: the ratio to
+  // their mean cancels a load that rises or falls steadily during the benchmark.
+  const temporalPlain = [full.seconds];
+  const temporalDrift: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    temporalDrift.push((await temporalRun(stack, monitored, 'bench_rides')).seconds);
+    temporalPlain.push((await temporalRun(stack, model, 'bench_rides')).seconds);
+  }
+  const bracketed = temporalDrift.map((d, i) => d / ((temporalPlain[i] + temporalPlain[i + 1]) / 2)).sort((x, y) => x - y);
+
   const rate = (s: number) => Math.round(rows / s);
   console.log(`\nbatch scoring, ${rows} rows, chunk ${chunkSize}, parallelism ${parallelism}, ${os.cpus().length} cores`);
   console.table([
@@ -108,6 +143,20 @@ try {
   ]);
   console.log(`time ratio a/b: ${(full.seconds / floorSeconds).toFixed(2)}  (target ≤ 1.5)`);
   console.log(`throughput (a): ${rate(full.seconds)} rows/s  (target ≥ 100000)`);
+  const [plainBest, driftBest] = [Math.min(floorSeconds, ...floorPlain), Math.min(...floorDrift)];
+  console.log(
+    `drift accounting, floor (best of ${floorPlain.length + 1} without / ${floorDrift.length} with): ${plainBest.toFixed(2)} s → ${driftBest.toFixed(2)} s, ratio ${(driftBest / plainBest).toFixed(3)}  (target ≤ 1.10)`,
+  );
+  console.log(
+    `drift accounting, through Temporal: median ratio to the neighbouring runs without ${bracketed[1].toFixed(3)} (all: ${bracketed.map((r) => r.toFixed(3)).join(', ')})  (target ≤ 1.10)`,
+  );
+  console.log(
+    `  runs without: ${temporalPlain.map((x) => x.toFixed(2)).join(', ')} s; with: ${temporalDrift.map((x) => x.toFixed(2)).join(', ')} s (in the order without, with, without, …)`,
+  );
+  console.log(
+    `drift accounting, CPU of the scoring process in the floor runs: without ${cpuPlain.map((x) => x.toFixed(2)).join(', ')} s, with ${cpuDrift.map((x) => x.toFixed(2)).join(', ')} s, ratio of the minima ${(Math.min(...cpuDrift) / Math.min(...cpuPlain)).toFixed(3)}`,
+  );
+  console.log(`  floor runs without: ${[floorSeconds, ...floorPlain].map((x) => x.toFixed(2)).join(', ')} s; with: ${floorDrift.map((x) => x.toFixed(2)).join(', ')} s`);
   console.log(`worker memory at the end: 100k run: ${small.memory}; ${rows} run: ${full.memory}`);
   console.log(
     `worker peak RSS: ${small.rssMiB.toFixed(0)} MiB at 100k rows, ${full.rssMiB.toFixed(0)} MiB at ${rows} rows, ratio ${(full.rssMiB / small.rssMiB).toFixed(2)}  (target ≤ 1.3)`,

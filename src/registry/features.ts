@@ -68,26 +68,30 @@ function toTimestamp(field: string, value: unknown): Date {
   return date;
 }
 
+function fieldValue(record: FeatureRecord, derived: unknown[], sources: Map<string, Source>, name: string): unknown {
+  const source = sources.get(name);
+  return source ? read(record, derived, source) : record[name];
+}
+
+function concatPart(name: string, value: unknown): string {
+  if (value === null || value === undefined) missing(name, value);
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  throw new FieldError(name, `must be a string or a finite number, got ${describeValue(value)}`);
+}
+
+// Runs once per record and derived feature in every lane: no closures or arrays per call.
 function computeDerived(feature: DerivedFeature, record: FeatureRecord, derived: unknown[], sources: Map<string, Source>): unknown {
-  const get = (name: string) => {
-    const source = sources.get(name) ?? { kind: 'record', name };
-    return read(record, derived, source);
-  };
   switch (feature.op) {
-    case 'concat':
-      return feature.fields
-        .map((name) => {
-          const value = get(name);
-          if (value === null || value === undefined) missing(name, value);
-          if (typeof value === 'string') return value;
-          if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-          throw new FieldError(name, `must be a string or a finite number, got ${describeValue(value)}`);
-        })
-        .join(feature.separator);
+    case 'concat': {
+      let text = concatPart(feature.fields[0], fieldValue(record, derived, sources, feature.fields[0]));
+      for (let i = 1; i < feature.fields.length; i++) text += feature.separator + concatPart(feature.fields[i], fieldValue(record, derived, sources, feature.fields[i]));
+      return text;
+    }
     case 'hour':
-      return toTimestamp(feature.field, get(feature.field)).getUTCHours();
+      return toTimestamp(feature.field, fieldValue(record, derived, sources, feature.field)).getUTCHours();
     case 'weekday':
-      return (toTimestamp(feature.field, get(feature.field)).getUTCDay() + 6) % 7;
+      return (toTimestamp(feature.field, fieldValue(record, derived, sources, feature.field)).getUTCDay() + 6) % 7;
   }
 }
 

@@ -3,7 +3,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { Worker } from '@temporalio/worker';
 import type { Pool } from '../../src/db/pool.ts';
+import { createBatchActivities } from '../../activities/batch.ts';
+import { ModelCache } from '../../src/registry/runtime.ts';
+import { WORKFLOWS_PATH } from '../../src/worker.ts';
 import { seedRides } from '../../src/rides/seed.ts';
 import { uniqueName, type TestEnv } from '../helpers.ts';
 
@@ -56,4 +61,31 @@ export async function waitUntil(what: string, check: () => Promise<boolean>, tim
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * An in-process worker whose every chunk fails once at the worst moment: after its rows are
+ * committed, before the activity completes. `injected()` counts the failures; `release()` frees its models.
+ */
+export async function workerFailingAfterWrite(env: TestEnv, taskQueue: string) {
+  const models = new ModelCache(env.store, 1);
+  const real = createBatchActivities({ pool: env.pool, store: env.store, models });
+  let injected = 0;
+  const worker = await Worker.create({
+    connection: env.connection,
+    taskQueue,
+    workflowsPath: WORKFLOWS_PATH,
+    activities: {
+      ...real,
+      async scoreBatchChunk(input: Parameters<typeof real.scoreBatchChunk>[0]) {
+        const counts = await real.scoreBatchChunk(input);
+        if (Context.current().info.attempt === 1) {
+          injected++;
+          throw new Error('injected failure after the write');
+        }
+        return counts;
+      },
+    },
+  });
+  return { worker, injected: () => injected, release: () => models.release() };
 }

@@ -2,16 +2,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ort from 'onnxruntime-node';
 import { WorkflowFailedError } from '@temporalio/client';
-import { Context } from '@temporalio/activity';
-import { Worker } from '@temporalio/worker';
 import { startBatchRun } from '../../src/batch/client.ts';
 import type { BatchJobInput } from '../../src/batch/job.ts';
-import { createBatchActivities } from '../../activities/batch.ts';
-import { ModelCache } from '../../src/registry/runtime.ts';
-import { WORKFLOWS_PATH } from '../../src/worker.ts';
 import { progressQuery } from '../../workflows/batch-scoring.ts';
 import { openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
-import { ridesTable, spawnWorker, waitUntil } from './batch-support.ts';
+import { ridesTable, spawnWorker, waitUntil, workerFailingAfterWrite } from './batch-support.ts';
 import { RIDE_COLUMNS } from '../../src/demo.ts';
 
 let env: TestEnv;
@@ -94,30 +89,11 @@ describe('batch scoring', () => {
   it('retries a chunk that failed after writing, without duplicates', async () => {
     const { view } = await ridesTable(env.pool, { '2024-01': 30_000 });
     const taskQueue = uniqueName('tq');
-    const models = new ModelCache(env.store, 1);
-    const real = createBatchActivities({ pool: env.pool, store: env.store, models });
-    let injected = 0;
-    const worker = await Worker.create({
-      connection: env.connection,
-      taskQueue,
-      workflowsPath: WORKFLOWS_PATH,
-      activities: {
-        ...real,
-        // The worst moment to fail: the chunk's rows are committed, the activity is not done.
-        async scoreBatchChunk(input: Parameters<typeof real.scoreBatchChunk>[0]) {
-          const counts = await real.scoreBatchChunk(input);
-          if (Context.current().info.attempt === 1) {
-            injected++;
-            throw new Error('injected failure after the write');
-          }
-          return counts;
-        },
-      },
-    });
+    const failing = await workerFailingAfterWrite(env, taskQueue);
     const input = job(view);
-    const summary = await worker.runUntil(async () => (await startBatchRun(env.client, taskQueue, input)).result());
-    await models.release();
-    expect(injected).toBe(3);
+    const summary = await failing.worker.runUntil(async () => (await startBatchRun(env.client, taskQueue, input)).result());
+    await failing.release();
+    expect(failing.injected()).toBe(3);
     expect(summary).toMatchObject({ rowsScored: 30_000, rowsRejected: 0 });
     expect(await predictionCounts(input.name)).toEqual({ n: 30_000, distinct_ids: 30_000 });
   });

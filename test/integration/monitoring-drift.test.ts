@@ -3,13 +3,9 @@
 // those features, PSI equals one computed here from the rows with SQL, and a chunk retried
 // after its write counts once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Context } from '@temporalio/activity';
-import { Worker } from '@temporalio/worker';
 import { startBatchRun } from '../../src/batch/client.ts';
 import type { BatchJobInput } from '../../src/batch/job.ts';
-import { createBatchActivities } from '../../activities/batch.ts';
 import { ModelCache } from '../../src/registry/runtime.ts';
-import { WORKFLOWS_PATH } from '../../src/worker.ts';
 import { buildProfile } from '../../src/monitoring/build.ts';
 import { saveProfile } from '../../src/monitoring/store.ts';
 import type { DriftReport } from '../../src/monitoring/drift.ts';
@@ -17,7 +13,7 @@ import type { Profile } from '../../src/monitoring/profile.ts';
 import { DRIFT } from '../../workflows/search-attributes.ts';
 import { RIDE_COLUMNS } from '../../src/demo.ts';
 import { openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
-import { ridesTable, spawnWorker, waitUntil } from './batch-support.ts';
+import { ridesTable, spawnWorker, waitUntil, workerFailingAfterWrite } from './batch-support.ts';
 import { progressQuery } from '../../workflows/batch-scoring.ts';
 
 let env: TestEnv;
@@ -164,34 +160,15 @@ describe('batch drift against a reference profile', () => {
 
   it('counts a chunk retried after its write once: the same drift as a clean run', async () => {
     const taskQueue = uniqueName('tq');
-    const models = new ModelCache(env.store, 1);
-    const real = createBatchActivities({ pool: env.pool, store: env.store, models });
-    let injected = 0;
-    const worker = await Worker.create({
-      connection: env.connection,
-      taskQueue,
-      workflowsPath: WORKFLOWS_PATH,
-      activities: {
-        ...real,
-        async scoreBatchChunk(input: Parameters<typeof real.scoreBatchChunk>[0]) {
-          const counts = await real.scoreBatchChunk(input);
-          if (Context.current().info.attempt === 1) {
-            injected++;
-            throw new Error('injected failure after the write');
-          }
-          return counts;
-        },
-      },
-    });
+    const failing = await workerFailingAfterWrite(env, taskQueue);
     try {
-      const retried = await worker.runUntil(async () => (await startBatchRun(env.client, taskQueue, job(month('03')))).result());
-      expect(injected).toBeGreaterThanOrEqual(3);
-      const a = marchClean;
-      const b = (await runDrift(retried.runId)).drift;
-      expect(b.rows).toBe(ROWS);
-      expectSameDrift(b, a);
+      const retried = await failing.worker.runUntil(async () => (await startBatchRun(env.client, taskQueue, job(month('03')))).result());
+      expect(failing.injected()).toBeGreaterThanOrEqual(3);
+      const drift = (await runDrift(retried.runId)).drift;
+      expect(drift.rows).toBe(ROWS);
+      expectSameDrift(drift, marchClean);
     } finally {
-      await models.release();
+      await failing.release();
     }
   });
 
