@@ -284,6 +284,81 @@ describe('bad input over HTTP', () => {
     );
   });
 
+  it('POST /v2/models/{name}/infer, binary tensor extension: header lengths, binary_data_size, truncated and extended bodies, raw bytes', async () => {
+    const bytesOf = (s: string) => Buffer.concat([Buffer.from(Uint32Array.of(Buffer.byteLength(s)).buffer), Buffer.from(s)]);
+    const binaryRide = (ride: (typeof RIDES)[number]) => {
+      const parts = [bytesOf(`${ride.PULocationID}_${ride.DOLocationID}`), Buffer.from(Float32Array.of(ride.trip_distance).buffer)];
+      const header = {
+        inputs: [
+          { name: 'PU_DO', shape: [1, 1], datatype: 'BYTES', parameters: { binary_data_size: parts[0].length } as Record<string, unknown> },
+          { name: 'trip_distance', shape: [1, 1], datatype: 'FP32', parameters: { binary_data_size: parts[1].length } as Record<string, unknown> },
+        ] as Array<Record<string, unknown>>,
+        parameters: { binary_data_output: true } as unknown,
+      };
+      return { header, parts };
+    };
+    const mutation = fc.record(
+      {
+        headerLength: fc.oneof(fc.integer({ min: -8, max: 8 }), fc.constantFrom('', 'x', '-1', '1e3', ' 5', '99999999999999', '0x10'), nastyValue),
+        size: fc.tuple(fc.nat(1), fc.oneof(fc.integer({ min: -3, max: 40 }), fc.constantFrom(2 ** 40, 1.5, '4', null))),
+        shape: fc.tuple(fc.nat(1), fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 3 })),
+        data: fc.tuple(fc.nat(1), fc.array(nastyValue, { maxLength: 2 })),
+        cut: fc.integer({ min: 1, max: 12 }),
+        extra: rawBytes,
+        scramble: fc.tuple(fc.nat(40), fc.uint8Array({ minLength: 1, maxLength: 8 })),
+        outputs: fc.oneof(
+          fc.array(fc.record({ name: fc.constantFrom('variable', 'nope'), parameters: fc.oneof(fc.record({ binary_data: fc.boolean() }), nastyValue) }), { maxLength: 2 }),
+          nastyValue,
+        ),
+        binaryOutput: nastyValue,
+      },
+      { requiredKeys: [] },
+    );
+    let i = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.nat(RIDES.length - 1), mutation, async (r, mutated) => {
+        tally.add('/v2/models/{name}/infer: binary bodies');
+        // Every tenth request is the valid one, unmutated.
+        const m: Partial<typeof mutated> = ++i % 10 === 0 ? {} : mutated;
+        const ride = RIDES[r];
+        const { header, parts } = binaryRide(ride);
+        if (m.size) header.inputs[m.size[0]].parameters = { binary_data_size: m.size[1] };
+        if (m.shape) header.inputs[m.shape[0]].shape = m.shape[1];
+        if (m.data) header.inputs[m.data[0]].data = m.data[1];
+        if (m.outputs !== undefined) Object.assign(header, { outputs: m.outputs });
+        if (m.binaryOutput !== undefined) header.parameters = { binary_data_output: m.binaryOutput };
+        const json = Buffer.from(JSON.stringify(header));
+        let body = Buffer.concat([json, ...parts]);
+        if (m.cut !== undefined) body = body.subarray(0, Math.max(0, body.length - m.cut));
+        if (m.extra !== undefined) body = Buffer.concat([body, m.extra]);
+        if (m.scramble !== undefined && body.length > 0) body.set(m.scramble[1].subarray(0, Math.max(0, body.length - (m.scramble[0] % body.length))), m.scramble[0] % body.length);
+        const length =
+          typeof m.headerLength === 'number' && Number.isInteger(m.headerLength) && Math.abs(m.headerLength) <= 8
+            ? String(json.length + m.headerLength)
+            : m.headerLength === undefined
+              ? String(json.length)
+              : // a header value carries printable ASCII only
+                (typeof m.headerLength === 'string' ? m.headerLength : (JSON.stringify(m.headerLength) ?? '')).replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+        const requestId = nextRequestId();
+        const headers: Record<string, string> = { 'x-request-id': requestId, 'inference-header-content-length': length };
+        if (i % 3 === 0) headers['content-type'] = 'application/octet-stream';
+        const answer = { ...(await send(base, 'POST', `/v2/models/${segment(modelName)}/infer`, body, headers)), requestId };
+        expect(answer.status, `${length} ${body.toString('utf8').slice(0, 300)}: ${answer.text.slice(0, 300)}`).toBeLessThan(500);
+        if (answer.status >= 400) {
+          expect(clearError(answer), `binary → ${answer.status} without a clear error: ${answer.text.slice(0, 300)}`).toBeDefined();
+          rejectedIds.push(requestId);
+        }
+        if (Object.keys(m).length === 0) {
+          expect(answer.status, answer.text).toBe(200);
+          const answerHeader = JSON.parse(answer.text.slice(0, Number(answer.text.indexOf('}]}') + 3)));
+          expect(answerHeader.outputs[0]).toMatchObject({ name: 'variable', datatype: 'FP32', parameters: { binary_data_size: 4 } });
+          tally.add('valid binary requests');
+        }
+      }),
+      runs(1_000),
+    );
+  });
+
   it('POST /v1/events: malformed events, unknown event types, bad wait flags; valid events still decided', async () => {
     const invalidId = nastyValue.filter((v) => !(typeof v === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(v)) && !(typeof v === 'number' && Number.isInteger(v) && v >= 0));
     const invalidType = nastyValue.filter((v) => !(typeof v === 'string' && /^[a-z][a-z0-9_-]{0,62}$/.test(v)));
