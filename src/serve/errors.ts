@@ -1,6 +1,6 @@
 // Every failure leaves the service as `{"error": "..."}` with a 4xx status when the
 // caller can fix it; anything else is logged and answered with a bare 500.
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ModelNotFoundError } from '../registry/store.ts';
 import { RefError } from '../registry/refs.ts';
 
@@ -60,6 +60,16 @@ export const errorResponses = {
   413: { $ref: 'Error#' },
 };
 
+/** A path parameter longer than the router takes (fastify's maxParamLength) is answered 414. */
+export const tooLongResponse = { 414: { $ref: 'Error#' } };
+
+/** A route's path as a pattern for concrete paths: each `:param` is one non-empty segment, `*` any rest. */
+function pathPattern(url: string): RegExp {
+  const parts = url.split(/(:[A-Za-z0-9_]+|\*)/);
+  const escaped = parts.map((part) => (part === '*' ? '.*' : part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${escaped.join('')}$`);
+}
+
 function describeValidation(err: FastifyError): string {
   const first = err.validation?.[0];
   if (!first) return err.message;
@@ -70,8 +80,38 @@ function describeValidation(err: FastifyError): string {
   return `${where} ${first.message ?? 'is invalid'}`;
 }
 
+type Answer = (request: FastifyRequest, reply: FastifyReply) => FastifyReply;
+
+/**
+ * Answers an unknown path 404 and a known path asked with a method it does not take 405, with
+ * an Allow header that lists the methods it takes. Call before routes are added: it records them.
+ */
+function installNotFound(app: FastifyInstance): Answer {
+  const routes: Array<{ pattern: RegExp; methods: string[] }> = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    routes.push({ pattern: pathPattern(route.url), methods });
+  });
+  const notFound: Answer = (request, reply) => {
+    const path = request.url.split('?')[0];
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods))].sort();
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      return reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send({ error: `${request.method} is not allowed on ${path.slice(0, 200)} (allowed: ${allowed.join(', ')})` });
+    }
+    return reply.code(404).send({ error: `no route ${request.method} ${path.slice(0, 200)}` });
+  };
+  app.setNotFoundHandler(notFound);
+  return notFound;
+}
+
 export function installErrorHandler(app: FastifyInstance): void {
+  const notFound = installNotFound(app);
   app.setErrorHandler((err: FastifyError, request, reply) => {
+    // A QUERY without a Content-Type fails before the not-found handler can say 404 or 405.
+    if (request.is404 && err.code === 'FST_ERR_ROUTE_MISSING_CONTENT_TYPE') return notFound(request, reply);
     if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.message, ...err.details });
     // Nobody is left to answer (499, as nginx logs it).
     if (err instanceof ClientGoneError) return reply.code(499).send({ error: err.message });
@@ -83,5 +123,4 @@ export function installErrorHandler(app: FastifyInstance): void {
     request.log.error({ err, url: request.url }, 'request failed');
     return reply.code(500).send({ error: 'internal error' });
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}` }));
 }

@@ -2,11 +2,13 @@
 // POST /v1/models/{ref}/predict for one record or a batch.
 import type { FastifyInstance } from 'fastify';
 import type { FeatureRecord, RecordError } from '../registry/features.ts';
-import { badRequest, errorResponses, untilClientGone } from './errors.ts';
+import { badRequest, errorResponses, tooLongResponse, untilClientGone } from './errors.ts';
 import type { ServeContext } from './context.ts';
 
 const EXAMPLE_RIDE = { PULocationID: 10, DOLocationID: 50, trip_distance: 40 };
 const MAX_LISTED_ERRORS = 20;
+/** name, name@alias or name@version, as src/registry/refs.ts accepts them; versions are PostgreSQL integers (9 digits here). */
+const MODEL_REF_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@([A-Za-z][A-Za-z0-9_-]{0,63}|0*[1-9][0-9]{0,8}))?$';
 
 // Fields are checked against the model's feature spec, which can change with a promotion,
 // so the schema only requires an object; the 400 names the offending field.
@@ -59,7 +61,7 @@ export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Pr
       schema: {
         tags: ['Predictions'],
         summary: 'Score one record or a list of records with a model (name, name@alias or name@version)',
-        params: { type: 'object', required: ['ref'], properties: { ref: { type: 'string', maxLength: 200, examples: ['trip-duration@production'] } } },
+        params: { type: 'object', required: ['ref'], properties: { ref: { type: 'string', maxLength: 200, pattern: MODEL_REF_PATTERN, examples: ['trip-duration@production'] } } },
         body: { anyOf: [RecordSchema, { type: 'array', maxItems: config.maxRecords, items: RecordSchema }] },
         response: {
           200: {
@@ -68,6 +70,7 @@ export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Pr
             properties: { model: { type: 'string' }, version: { type: 'integer' }, predictions: { type: 'array', items: { type: 'number' } } },
           },
           ...errorResponses,
+          ...tooLongResponse,
         },
       },
     },

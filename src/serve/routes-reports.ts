@@ -14,7 +14,7 @@ export async function reportRoutes(app: FastifyInstance, ctx: ServeContext): Pro
         tags: ['Monitoring'],
         summary: "A batch run's drift report (HTML)",
         params: { type: 'object', required: ['runId'], properties: { runId: { type: 'string', minLength: 1, maxLength: 200 } } },
-        response: { 200: { type: 'string', description: 'text/html' }, 404: { $ref: 'Error#' } },
+        response: { 200: { type: 'string', description: 'text/html' }, 400: { $ref: 'Error#' }, 404: { $ref: 'Error#' }, 414: { $ref: 'Error#' } },
       },
     },
     async (request, reply) => {

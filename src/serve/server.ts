@@ -25,6 +25,10 @@ import { v2ContentTypes, v2Routes } from './routes-v2.ts';
 
 export type RoutePlugin = (app: FastifyInstance) => Promise<void> | void;
 
+/** Each server's context, for the services beside it (the v2 gRPC service) to share. */
+const contexts = new WeakMap<FastifyInstance, ServeContext>();
+export const contextOf = (app: FastifyInstance): ServeContext | undefined => contexts.get(app);
+
 export interface ServerOptions {
   pool: Pool;
   store: ModelStore;
@@ -45,6 +49,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     loggerInstance: (opts.quiet && log.level === 'info' ? log.child({}, { level: 'warn' }) : log) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
+    // Far above the longest parameter the schemas allow (200), so a too long one gets the schema's 400, not a 414.
+    routerOptions: { maxParamLength: 4096 },
     // Keep-alive connections that are idle close at once on shutdown; busy ones finish first.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -70,6 +76,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     predictionLog: config.predictionLog ? new PredictionLog(opts.pool, config.predictionLogQueue) : undefined,
     version: PACKAGE_VERSION,
   };
+  contexts.set(app, ctx);
 
   // Ready once the default model is loaded; a missing one is retried (and loads when registered).
   app.addHook('onReady', async () => {
