@@ -60,6 +60,8 @@ const EnvSchema = z.object({
   // Web service (mldeploy serve).
   MLDEPLOY_SERVE_HOST: z.string().min(1).default('127.0.0.1'),
   MLDEPLOY_SERVE_PORT: z.coerce.number().int().min(0).max(65535).default(9696),
+  // The Open Inference Protocol's gRPC service beside the web service; 0 leaves it off.
+  MLDEPLOY_GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   MLDEPLOY_SERVE_MODEL: z.string().min(1).default('trip-duration@production'),
   MLDEPLOY_API_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   MLDEPLOY_SERVE_MAX_RECORDS: intFrom(10_000),
@@ -144,6 +146,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     serve: {
       host: e.MLDEPLOY_SERVE_HOST,
       port: e.MLDEPLOY_SERVE_PORT,
+      /** inference.GRPCInferenceService on the same host; 0 = off. */
+      grpcPort: e.MLDEPLOY_GRPC_PORT,
       /** The model behind the course-compatible POST /predict. */
       defaultModel: e.MLDEPLOY_SERVE_MODEL,
       apiToken: e.MLDEPLOY_API_TOKEN,

@@ -60,6 +60,7 @@ export function serveCommand(program: Command): void {
       try {
         const service = await webServiceFor(resources, opts);
         say(`web service on ${service.url} (docs ${service.url}/docs); default model ${resources.config.serve.defaultModel}`);
+        if (service.grpcAddress) say(`Open Inference Protocol gRPC on ${service.grpcAddress}`);
         const signal = await untilSignal();
         say(`${signal}: finishing in-flight requests…`);
         await service.close();

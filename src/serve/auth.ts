@@ -9,16 +9,25 @@ export const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/metrics', '/v2/he
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
+/** Checks an Authorization value against the token; returns why it is refused, or undefined. HTTP and gRPC share it. */
+export function bearerCheck(token: string): (header: string | undefined) => string | undefined {
+  const expected = digest(token);
+  return (header) => {
+    const match = /^Bearer ([^\s]+)$/i.exec(header ?? '');
+    if (!match) return 'this route needs an Authorization: Bearer <token> header';
+    return timingSafeEqual(digest(match[1]), expected) ? undefined : 'invalid API token';
+  };
+}
+
 export function installAuth(app: FastifyInstance, token: string | undefined): void {
   if (!token) return;
-  const expected = digest(token);
+  const refused = bearerCheck(token);
   app.addHook('onRequest', async (request, reply) => {
     if (PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
-    const header = request.headers.authorization ?? '';
-    const match = /^Bearer ([^\s]+)$/i.exec(header);
-    if (!match || !timingSafeEqual(digest(match[1]), expected)) {
+    const problem = refused(request.headers.authorization);
+    if (problem) {
       reply.header('www-authenticate', 'Bearer');
-      throw new HttpError(401, match ? 'invalid API token' : 'this route needs an Authorization: Bearer <token> header');
+      throw new HttpError(401, problem);
     }
   });
 }

@@ -1,12 +1,12 @@
 // The Open Inference Protocol v2 (KServe / Triton REST): JSON tensors, and the binary
 // tensor extension (src/serve/v2-binary.ts) that tritonclient.http uses by default.
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { validateModelName } from '../registry/refs.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
-import { badRequest, ClientGoneError, errorResponses, untilClientGone } from './errors.ts';
+import { errorResponses, untilClientGone } from './errors.ts';
 import type { ServeContext } from './context.ts';
 import { BINARY_CONTENT_TYPE, BINARY_HEADER, binaryOf, encodeBinary, parseBinaryBody } from './v2-binary.ts';
-import { datatypeOf, fromTensor, toFeeds, v2Shape, type V2InputTensor } from './v2-tensors.ts';
+import { v2Infer, v2Model } from './v2-infer.ts';
+import { datatypeOf, fromTensor, v2Shape, type V2InputTensor } from './v2-tensors.ts';
 
 const DATATYPE_ENUM = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'];
 
@@ -102,10 +102,7 @@ interface InferBody {
 export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise<void> {
   const tags = ['Open Inference Protocol v2'];
 
-  async function modelFor(params: ModelParams): Promise<LoadedModel> {
-    validateModelName(params.name);
-    return ctx.plane.model(params.version ? `${params.name}@${Number(params.version)}` : params.name);
-  }
+  const modelFor = (params: ModelParams): Promise<LoadedModel> => v2Model(ctx, params.name, params.version);
 
   app.get(
     '/v2',
@@ -163,23 +160,19 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
   const infer = async (request: { params: ModelParams; body: InferBody; served?: unknown }, reply: FastifyReply) => {
     const model = await modelFor(request.params);
     request.served = model;
-    const { feeds, rows } = toFeeds(request.body.inputs, model.metadata.inputs, ctx.config.maxRecords, binaryOf(request.body));
-    const known = model.metadata.outputs.map((o) => o.name);
-    const names = request.body.outputs?.map((o) => o.name) ?? known;
-    for (const n of names) if (!known.includes(n)) throw badRequest(`the model has no output '${n}' (outputs: ${known.join(', ')})`);
-    const wanted = [...new Set(names)];
-    let tensors;
-    try {
-      tensors = await ctx.plane.tensors(model, { feeds, rows, outputs: wanted }, untilClientGone(reply));
-    } catch (err) {
-      if ((err as Error).name === 'AbortError' || err instanceof ClientGoneError) throw err;
-      // The tensors match the declared metadata; what onnxruntime still rejects is the caller's data.
-      throw badRequest(`the model rejected the inputs: ${(err as Error).message.split('\n')[0]}`);
-    }
-    const head = { model_name: model.name, model_version: String(model.version), ...(request.body.id !== undefined ? { id: request.body.id } : {}) };
+    const body = request.body;
+    const { names: wanted, tensors } = await v2Infer(
+      ctx,
+      model,
+      body.inputs,
+      body.outputs?.map((o) => o.name),
+      binaryOf(body),
+      untilClientGone(reply),
+    );
+    const head = { model_name: model.name, model_version: String(model.version), ...(body.id !== undefined ? { id: body.id } : {}) };
     // Binary outputs only when asked: per output (binary_data) or for all (binary_data_output).
-    const allBinary = request.body.parameters?.binary_data_output === true;
-    const asked = new Map(request.body.outputs?.map((o) => [o.name, o.parameters?.binary_data]));
+    const allBinary = body.parameters?.binary_data_output === true;
+    const asked = new Map(body.outputs?.map((o) => [o.name, o.parameters?.binary_data]));
     const binary = wanted.filter((n) => asked.get(n) ?? allBinary);
     if (binary.length === 0) return { ...head, outputs: wanted.map((n) => fromTensor(n, tensors[n])) };
     const chunks: Buffer[] = [];

@@ -2,11 +2,14 @@
 // port, with its public URL and a graceful close. `mldeploy serve` and `mldeploy dev` start it
 // with their process's pool, registry and model cache, and their extra route plugins.
 import type { FastifyInstance } from 'fastify';
-import { buildServer, type ServerOptions } from './server.ts';
+import { startGrpcServer, type GrpcServer } from './grpc/inference-service.ts';
+import { buildServer, contextOf, type ServerOptions } from './server.ts';
 
 export interface WebService {
   app: FastifyInstance;
   url: string;
+  /** host:port of the v2 gRPC service, when MLDEPLOY_GRPC_PORT is set. */
+  grpcAddress?: string;
   /** Stops accepting connections, lets in-flight requests finish, flushes the prediction log. */
   close(): Promise<void>;
 }
@@ -19,9 +22,21 @@ export async function startWebService(opts: ServerOptions): Promise<WebService> 
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const reachable = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;
+  let grpc: GrpcServer | undefined;
+  try {
+    if (config.grpcPort > 0) grpc = await startGrpcServer(contextOf(app)!, config.host, config.grpcPort);
+  } catch (err) {
+    await app.close();
+    throw new Error(`cannot serve gRPC on ${config.host}:${config.grpcPort} (MLDEPLOY_GRPC_PORT): ${(err as Error).message}`);
+  }
   return {
     app,
-    url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
-    close: () => app.close(),
+    url: `http://${reachable}:${port}`,
+    grpcAddress: grpc ? `${reachable}:${grpc.port}` : undefined,
+    // Both drain their in-flight calls; the model cache outlives them.
+    close: async () => {
+      await Promise.all([grpc?.close(), app.close()]);
+    },
   };
 }

@@ -30,7 +30,7 @@ def main():
     else:
         import tritonclient.grpc as client
         from tritonclient.utils import InferenceServerException
-    headers = {"Authorization": f"Bearer {call['token']}"} if call.get("token") else None
+    headers = {"authorization": f"Bearer {call['token']}"} if call.get("token") else None
     version = call.get("version", "")
     triton = client.InferenceServerClient(url=call["url"])
     try:
