@@ -141,7 +141,7 @@ describe('drift report', () => {
     expect(fs.readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
   });
 
-  it('models profile also builds from a batch run and from a CSV file', async () => {
+  it('models profile also builds from a batch run and from a CSV file, and models register --reference from a CSV file', async () => {
     const other = await registerExample(env, 'trip-duration');
     const fromRun = await mldeploy(['models', 'profile', `${other.name}@${other.version}`, '--run', runId]);
     expect(fromRun.code).toBe(0);
@@ -157,6 +157,14 @@ describe('drift report', () => {
     const summary = JSON.parse(fromCsv.stdout);
     expect(summary).toMatchObject({ rows: 200, source: `csv ${csv}` });
     expect(summary.features.map((f: { name: string; kind: string }) => `${f.name}:${f.kind}`).sort()).toEqual(['PU_DO:categorical', 'trip_distance:numeric']);
+
+    const name = uniqueName('registered');
+    const registered = await mldeploy(['models', 'register', name, 'models/trip-duration.onnx', '--spec', 'models/trip-duration.spec.json', '--reference', csv]);
+    expect(registered.code).toBe(0);
+    expect(JSON.parse(registered.stdout)).toMatchObject({ name, version: 1, profile: { model: `${name}@1`, rows: 200 } });
+    const noFile = await mldeploy(['models', 'register', uniqueName('registered'), 'models/trip-duration.onnx', '--reference', path.join(OUT, 'missing.csv')]);
+    expect(noFile.code).toBe(1);
+    expect(noFile.stderr).toMatch(/--reference: cannot read CSV file/);
   });
 
   it('bad arguments give one error line and exit 1', async () => {
