@@ -163,8 +163,7 @@ describe('dead-letters list and replay', () => {
   it('replays a letter with a corrected payload as <id>:replay once, and removes the letter', async () => {
     const fixed = JSON.stringify({ ride_id: id, ride: { PULocationID: 130, DOLocationID: 205, trip_distance: 3.5 } });
     const replayed = await mldeploy(['dead-letters', 'replay', 'ride_started', id, '--data', fixed]);
-    expect(replayed.stderr).toBe('');
-    expect(replayed.code).toBe(0);
+    expect(replayed.code, replayed.stderr).toBe(0);
     expect(JSON.parse(replayed.stdout)).toMatchObject({ replayed: { type: 'ride_started', id }, eventId: `${id}:replay` });
     const { rows } = await env.pool.query('SELECT event FROM inbound_events WHERE log LIKE $1 AND event_id = $2', [`${namespace}%`, `${id}:replay`]);
     expect(rows).toHaveLength(1);
