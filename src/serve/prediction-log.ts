@@ -1,6 +1,7 @@
 // The online prediction log: responses never wait for it. Entries go into a bounded
 // in-memory queue that one writer drains into PostgreSQL in batches; when the queue is
 // full (the database is slow or down) new entries are dropped and counted.
+import type ort from 'onnxruntime-node';
 import type { Pool } from '../db/pool.ts';
 import { log } from '../log.ts';
 import type { FeatureRecord } from '../registry/features.ts';
@@ -56,6 +57,32 @@ export class PredictionLog {
       }
       const features: Record<string, unknown> = {};
       for (const f of fields) features[f] = records[i][f];
+      this.queue.push({ request_id: requestId, record_index: i, model_name: model.name, model_version: model.version, features, prediction, predicted_at: at });
+    }
+    this.timer ??= setTimeout(this.drain, FLUSH_EVERY_MS);
+  }
+
+  /**
+   * v2 infer: one entry per row, with the row's values of every input (by input name; a list
+   * when a row holds several) and, as the prediction, the row's first element of `output`.
+   */
+  addTensors(requestId: string, model: LoadedModel, feeds: Record<string, ort.Tensor>, rows: number, output: ort.Tensor): void {
+    const plain = (v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
+    const perRow = (t: ort.Tensor) => (rows > 0 ? t.size / rows : 0);
+    const at = new Date().toISOString();
+    for (let i = 0; i < rows; i++) {
+      const prediction = Number(plain((output.data as ArrayLike<unknown>)[i * perRow(output)]));
+      if (!Number.isFinite(prediction)) continue;
+      if (this.queue.length >= this.maxQueue) {
+        predictionLogDropped.inc();
+        continue;
+      }
+      const features: Record<string, unknown> = {};
+      for (const [name, tensor] of Object.entries(feeds)) {
+        const n = perRow(tensor);
+        const values = Array.from((tensor.data as unknown as { slice(a: number, b: number): ArrayLike<unknown> }).slice(i * n, (i + 1) * n), plain);
+        features[name] = n === 1 ? values[0] : values;
+      }
       this.queue.push({ request_id: requestId, record_index: i, model_name: model.name, model_version: model.version, features, prediction, predicted_at: at });
     }
     this.timer ??= setTimeout(this.drain, FLUSH_EVERY_MS);

@@ -157,7 +157,7 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
   app.get<{ Params: ModelParams }>('/v2/models/:name/ready', { schema: readySchema }, ready);
   app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', { schema: readySchema }, ready);
 
-  const infer = async (request: { params: ModelParams; body: InferBody; served?: unknown }, reply: FastifyReply) => {
+  const infer = async (request: { id: string; params: ModelParams; body: InferBody; served?: unknown }, reply: FastifyReply) => {
     const model = await modelFor(request.params);
     request.served = model;
     const body = request.body;
@@ -167,6 +167,8 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
       body.inputs,
       body.outputs?.map((o) => o.name),
       binaryOf(body),
+      // The protocol's own request id when the client gives one (tritonclient's request_id).
+      body.id || request.id,
       untilClientGone(reply),
     );
     const head = { model_name: model.name, model_version: String(model.version), ...(body.id !== undefined ? { id: body.id } : {}) };

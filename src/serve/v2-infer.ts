@@ -24,7 +24,8 @@ export async function v2Infer(
   model: LoadedModel,
   inputs: V2InputTensor[],
   requested: string[] | undefined,
-  binary?: Map<string, Buffer>,
+  binary: Map<string, Buffer> | undefined,
+  requestId: string,
   signal?: AbortSignal,
 ): Promise<V2Inference> {
   const { feeds, rows } = toFeeds(inputs, model.metadata.inputs, ctx.config.maxRecords, binary);
@@ -32,11 +33,14 @@ export async function v2Infer(
   const names = requested ?? known;
   for (const n of names) if (!known.includes(n)) throw badRequest(`the model has no output '${n}' (outputs: ${known.join(', ')})`);
   const wanted = [...new Set(names)];
+  let tensors: Record<string, ort.Tensor>;
   try {
-    return { names: wanted, tensors: await ctx.plane.tensors(model, { feeds, rows, outputs: wanted }, signal) };
+    tensors = await ctx.plane.tensors(model, { feeds, rows, outputs: wanted }, signal);
   } catch (err) {
     if ((err as Error).name === 'AbortError' || err instanceof ClientGoneError) throw err;
     // The tensors match the declared metadata; what onnxruntime still rejects is the caller's data.
     throw badRequest(`the model rejected the inputs: ${(err as Error).message.split('\n')[0]}`);
   }
+  ctx.predictionLog?.addTensors(requestId, model, feeds, rows, tensors[wanted[0]]);
+  return { names: wanted, tensors };
 }

@@ -1,7 +1,8 @@
 // The Open Inference Protocol over gRPC (inference.GRPCInferenceService on MLDEPLOY_GRPC_PORT)
 // with off-the-shelf clients: the pinned tritonclient.grpc (raw contents) and a grpc-js client
 // on the pinned proto (`contents`) get the same outputs as HTTP JSON; health and metadata;
-// the status codes; the bearer token as `authorization` metadata; a promote under gRPC load.
+// the status codes; the bearer token as `authorization` metadata; the prediction log; a
+// promote under gRPC load.
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -13,7 +14,7 @@ import { startWebService, type WebService } from '../../src/serve/service.ts';
 import { freePort } from '../../src/stack/ports.ts';
 import { FIXTURES, openTestEnv, registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 import { ensureTritonClient, tritonCall, type TritonTensor } from '../setup/triton-client.ts';
-import { registerAs, RIDES, serveConfig } from './serve-support.ts';
+import { registerAs, RIDES, serveConfig, waitFor } from './serve-support.ts';
 
 const TOKEN = 'v2-grpc-token-0123456789';
 let env: TestEnv;
@@ -29,7 +30,7 @@ beforeAll(async () => {
   names.duration = (await registerExample(env, 'trip-duration')).name;
   names.dtypes = (await registerModel(env.store, { name: uniqueName('dtypes'), bytes: fs.readFileSync(path.join(FIXTURES, 'dtypes.onnx')), maxBytes: 1 << 26 })).name;
   models = new ModelCache(env.store, 1);
-  const config = serveConfig({ defaultModel: `${names.duration}@production`, apiToken: TOKEN, port: 0, grpcPort: await freePort() });
+  const config = serveConfig({ defaultModel: `${names.duration}@production`, apiToken: TOKEN, port: 0, grpcPort: await freePort(), predictionLog: true });
   service = await startWebService({ pool: env.pool, store: env.store, models, config });
   grpcUrl = service.grpcAddress!;
   client = new InferenceService(grpcUrl, grpc.credentials.createInsecure()) as unknown as typeof client;
@@ -113,6 +114,32 @@ describe('tritonclient.grpc (raw contents)', () => {
     expect(await tritonCall({ protocol: 'http', url: service.url.replace('http://', ''), model: names.duration, token: 'wrong', inputs: rideInputs() })).toMatchObject({
       status: '401',
     });
+  });
+});
+
+describe('prediction log', () => {
+  it('v2 infer over gRPC and HTTP binary: one entry per row, with the inputs by name and the output', async () => {
+    const ids = { grpc: uniqueName('log-grpc'), http: uniqueName('log-http') };
+    const viaGrpc = await tritonCall({ protocol: 'grpc', url: grpcUrl, model: names.duration, token: TOKEN, id: ids.grpc, inputs: rideInputs() });
+    const viaHttp = await tritonCall({ protocol: 'http', url: service.url.replace('http://', ''), model: names.duration, token: TOKEN, id: ids.http, inputs: rideInputs() });
+    for (const [id, answer] of [
+      [ids.grpc, viaGrpc],
+      [ids.http, viaHttp],
+    ] as const) {
+      const entries = async () =>
+        (await env.pool.query('SELECT record_index, model_name, model_version, features, prediction FROM prediction_log WHERE request_id = $1 ORDER BY record_index', [id])).rows;
+      await waitFor(async () => (await entries()).length === RIDES.length, `the prediction log entries of ${id}`);
+      const predictions = (answer as { outputs: Record<string, TritonTensor> }).outputs.variable.data as number[];
+      expect(await entries()).toEqual(
+        RIDES.map((r, i) => ({
+          record_index: i,
+          model_name: names.duration,
+          model_version: 1,
+          features: { PU_DO: `${r.PULocationID}_${r.DOLocationID}`, trip_distance: expect.closeTo(r.trip_distance, 5) },
+          prediction: expect.closeTo(predictions[i], 4),
+        })),
+      );
+    }
   });
 });
 

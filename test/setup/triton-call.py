@@ -49,7 +49,7 @@ def main():
             infer_input.set_data_from_numpy(as_numpy(tensor))  # the default: binary_data=True on HTTP
             inputs.append(infer_input)
         outputs = [client.InferRequestedOutput(name) for name in call["outputs"]] if call.get("outputs") else None
-        result = triton.infer(call["model"], inputs, model_version=version, outputs=outputs, headers=headers)
+        result = triton.infer(call["model"], inputs, model_version=version, outputs=outputs, request_id=call.get("id", ""), headers=headers)
         response = result.get_response(**({"as_json": True} if call["protocol"] == "grpc" else {}))
         answer = {}
         for output in response["outputs"]:

@@ -49,6 +49,8 @@ export interface TritonCall {
   model: string;
   version?: string;
   token?: string;
+  /** The request id (the prediction log's request_id). */
+  id?: string;
   /** With inputs: infer (outputs selects outputs); without: live, ready, server and model metadata. */
   inputs?: TritonTensor[];
   outputs?: string[];

@@ -2,6 +2,7 @@
 // grpc_service.proto): health, metadata and ModelInfer with `contents` or raw contents. It
 // shares the web service's context: model resolution, the bearer token (as `authorization`
 // metadata), the data plane with its dynamic batching, metrics and the prediction log.
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -180,7 +181,7 @@ export function inferenceHandlers(ctx: ServeContext): grpc.UntypedServiceImpleme
         ...(raw ? { parameters: { binary_data_size: 0 } } : { data: fromContents(input.name, input.datatype, input.contents) }),
       }));
       const requested = req.outputs.length > 0 ? req.outputs.map((o) => o.name) : undefined;
-      const { names, tensors } = await v2Infer(ctx, model, inputs, requested, binary);
+      const { names, tensors } = await v2Infer(ctx, model, inputs, requested, binary, req.id || randomUUID());
       const outputs = names.map((n) => ({
         name: n,
         datatype: datatypeOf(tensors[n].type),
