@@ -1,15 +1,12 @@
 // List commands print aligned tables or JSON; runs list/show, models delete and dead-letters
 // list/replay, through `node bin/mldeploy.js` against the run's PostgreSQL and Temporal.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
-
-const exec = promisify(execFile);
+import { runCli } from './cli-support.ts';
 
 let env: TestEnv;
 let dataDir: string;
@@ -25,26 +22,16 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function mldeploy(args: string[]) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ['bin/mldeploy.js', ...args], {
-      env: {
-        ...process.env,
-        DATABASE_URL: env.databaseUrl,
-        TEMPORAL_ADDRESS: env.temporalAddress,
-        MLDEPLOY_DATA_DIR: dataDir,
-        MLDEPLOY_LOG_LEVEL: 'warn',
-        MLDEPLOY_STREAM_NAMESPACE: namespace,
-        MLDEPLOY_TASK_QUEUE: taskQueue,
-      },
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const mldeploy = (args: string[]) =>
+  runCli(args, {
+    ...process.env,
+    DATABASE_URL: env.databaseUrl,
+    TEMPORAL_ADDRESS: env.temporalAddress,
+    MLDEPLOY_DATA_DIR: dataDir,
+    MLDEPLOY_LOG_LEVEL: 'warn',
+    MLDEPLOY_STREAM_NAMESPACE: namespace,
+    MLDEPLOY_TASK_QUEUE: taskQueue,
+  });
 
 /** The start of each column in a table's header; every row's cells start there too. */
 function expectAligned(table: string, headers: string[]) {

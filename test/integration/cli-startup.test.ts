@@ -1,23 +1,12 @@
 // How the command line starts: the bundle in dist/ only while it is newer than the sources,
 // --version, and the exit codes of usage errors.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './cli-support.ts';
 
-const exec = promisify(execFile);
-
-async function run(script: string, args: string[]) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [script, ...args], { env: { ...process.env, MLDEPLOY_LOG_LEVEL: 'warn' }, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const run = (script: string, args: string[]) => runCli(args, { ...process.env, MLDEPLOY_LOG_LEVEL: 'warn' }, script, 60_000);
 
 describe('bin/mldeploy.js picks the bundle or the sources', () => {
   // A package of its own: the real launcher, a "bundle" and "sources" that say which one ran.

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, isPortOpen, isProcessAlive } from '../../src/stack/ports.ts';
 import { postgresAccount, reachableInstall, ROOT_PLACE } from '../../src/stack/postgres-access.ts';
+import { runCli } from './cli-support.ts';
 
 const exec = promisify(execFile);
 const asRoot = process.getuid?.() === 0;
@@ -30,15 +31,7 @@ function freshEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, TEMPORAL_CLI_PATH: inject('temporalCli'), ...extra };
 }
 
-async function mldeploy(args: string[], env: NodeJS.ProcessEnv) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ['bin/mldeploy.js', ...args], { env, timeout: 150_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const mldeploy = (args: string[], env: NodeJS.ProcessEnv) => runCli(args, env);
 
 /** The cluster folder a data folder's embedded PostgreSQL uses (elsewhere when the postgres account cannot reach the data folder). */
 function clusterDir(dataDir: string): string {
