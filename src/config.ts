@@ -1,5 +1,5 @@
-// The one place that reads the environment. Every variable here is listed in the README's
-// configuration table; keep the two in step.
+// The one place that reads the environment. Every variable here is listed in the table in
+// docs/configuration.md (test/unit/deploy.test.ts checks it); keep the two in step.
 import path from 'node:path';
 import { z } from 'zod';
 
