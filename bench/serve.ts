@@ -2,8 +2,9 @@
 // (`mldeploy serve`) and autocannon drives it from this one, on the same 2-core machine.
 // Figures: (a) POST /predict with one record per request, (b) the HTTP floor (a bare
 // route on the same server, through the same hooks), (c) v2 infer with one row; the
-// ratio a/b; p99 of /predict at a fixed 1,000 req/s; dynamic batching on vs off; and
-// p99 of small requests while 10,000-record requests run beside them.
+// ratio a/b; v2 infer of one row and of 10,000 rows over HTTP JSON, HTTP binary and gRPC
+// (rows/s and binary/JSON for 10,000 rows); p99 of /predict at a fixed 1,000 req/s; dynamic
+// batching on vs off; and p99 of small requests while 10,000-record requests run beside them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -12,6 +13,7 @@ import { loadConfig } from '../src/config.ts';
 import { openStack } from '../src/stack/stack.ts';
 import { freePort, waitFor } from '../src/stack/ports.ts';
 import { ModelStore } from '../src/registry/store.ts';
+import { grpcLoad } from './grpc-load.ts';
 import { registerBenchModel } from './support.ts';
 
 const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' } } });
@@ -24,23 +26,58 @@ const V2_BODY = {
     { name: 'trip_distance', shape: [1, 1], datatype: 'FP32', data: [4] },
   ],
 };
+/** v2 infer bodies for `rows` rows: JSON, the binary extension (header + raw bytes) and a gRPC request with raw contents. */
+function v2Bodies(model: string, rows: number) {
+  const keys = Array.from({ length: rows }, (_, i) => `${1 + (i % 263)}_${1 + ((i * 7) % 263)}`);
+  const distances = Float32Array.from({ length: rows }, (_, i) => 0.5 + (i % 40));
+  const json = {
+    inputs: [
+      { name: 'PU_DO', shape: [rows, 1], datatype: 'BYTES', data: keys },
+      { name: 'trip_distance', shape: [rows, 1], datatype: 'FP32', data: Array.from(distances) },
+    ],
+  };
+  const raw = [Buffer.concat(keys.flatMap((k) => [Buffer.from(Uint32Array.of(k.length).buffer), Buffer.from(k)])), Buffer.from(distances.buffer)];
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: json.inputs.map(({ data: _data, ...t }, i) => ({ ...t, parameters: { binary_data_size: raw[i].length } })),
+      parameters: { binary_data_output: true },
+    }),
+  );
+  return {
+    json,
+    binary: { payload: Buffer.concat([header, ...raw]), headers: { 'inference-header-content-length': String(header.length) } },
+    grpc: { model_name: model, inputs: json.inputs.map(({ data: _data, ...t }) => t), raw_input_contents: raw },
+  };
+}
+
 const BIG_BATCH = Array.from({ length: 10_000 }, (_, i) => ({ PULocationID: 1 + (i % 263), DOLocationID: 1 + ((i * 7) % 263), trip_distance: 0.5 + (i % 40) }));
 
 interface Server {
   url: string;
+  grpcAddress: string;
   stop(): Promise<void>;
 }
 
 async function startServer(databaseUrl: string, model: string, env: Record<string, string> = {}): Promise<Server> {
   const port = await freePort();
+  const grpcPort = await freePort();
   const child: ChildProcess = spawn(process.execPath, ['bin/mldeploy.js', 'serve', '--port', String(port)], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, MLDEPLOY_SERVE_MODEL: model, MLDEPLOY_SERVE_NOOP_ROUTE: '1', MLDEPLOY_LOG_LEVEL: 'warn', ...env },
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      MLDEPLOY_SERVE_MODEL: model,
+      MLDEPLOY_SERVE_NOOP_ROUTE: '1',
+      MLDEPLOY_GRPC_PORT: String(grpcPort),
+      MLDEPLOY_LOG_LEVEL: 'warn',
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
   await waitFor('the web service', async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, 60_000);
   return {
     url,
+    grpcAddress: `127.0.0.1:${grpcPort}`,
     stop: () =>
       new Promise((resolve) => {
         child.once('exit', () => resolve());
@@ -56,12 +93,15 @@ interface Figure {
   errors: number;
 }
 
-async function load(url: string, opts: { method?: 'GET' | 'POST'; body?: unknown; connections?: number; overallRate?: number; duration?: number } = {}): Promise<Figure> {
+async function load(
+  url: string,
+  opts: { method?: 'GET' | 'POST'; body?: unknown; raw?: { payload: Buffer; headers: Record<string, string> }; connections?: number; overallRate?: number; duration?: number } = {},
+): Promise<Figure> {
   const result = await autocannon({
     url,
     method: opts.method ?? 'GET',
-    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-    headers: opts.body === undefined ? {} : { 'content-type': 'application/json' },
+    body: opts.raw ? opts.raw.payload : opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    headers: opts.raw ? opts.raw.headers : opts.body === undefined ? {} : { 'content-type': 'application/json' },
     connections: opts.connections ?? CONNECTIONS,
     overallRate: opts.overallRate,
     duration: opts.duration ?? DURATION_S,
@@ -93,6 +133,23 @@ async function main() {
       say(`(a) POST /predict, 1 record            ${fmt(predict)}   a/b ${(predict.rps / floor.rps).toFixed(2)}`);
       v2 = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body: V2_BODY });
       say(`(c) POST /v2/models/…/infer, 1 row     ${fmt(v2)}   c/b ${(v2.rps / floor.rps).toFixed(2)}`);
+      const one = v2Bodies(model, 1);
+      const v2Binary = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', raw: one.binary });
+      say(`(d) v2 infer, 1 row, HTTP binary       ${fmt(v2Binary)}   d/a ${(v2Binary.rps / predict.rps).toFixed(2)}`);
+      const v2Grpc = await grpcLoad(server.grpcAddress, one.grpc, { connections: CONNECTIONS, duration: DURATION_S });
+      say(`(e) v2 ModelInfer, 1 row, gRPC         ${fmt(v2Grpc)}   e/a ${(v2Grpc.rps / predict.rps).toFixed(2)}   (c/a ${(v2.rps / predict.rps).toFixed(2)})`);
+      const big10k = v2Bodies(model, 10_000);
+      await settle();
+      const bigJson = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body: big10k.json, connections: 4 });
+      say(`(f) v2 infer, 10,000 rows, HTTP JSON   ${fmt(bigJson)}   ${Math.round(bigJson.rps * 10_000).toLocaleString('en-US')} rows/s`);
+      const bigBinary = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', raw: big10k.binary, connections: 4 });
+      say(
+        `(g) v2 infer, 10,000 rows, HTTP binary ${fmt(bigBinary)}   ${Math.round(bigBinary.rps * 10_000).toLocaleString('en-US')} rows/s   binary/JSON ${(bigBinary.rps / bigJson.rps).toFixed(2)}`,
+      );
+      const bigGrpc = await grpcLoad(server.grpcAddress, big10k.grpc, { connections: 4, duration: DURATION_S });
+      say(
+        `(h) v2 ModelInfer, 10,000 rows, gRPC   ${fmt(bigGrpc)}   ${Math.round(bigGrpc.rps * 10_000).toLocaleString('en-US')} rows/s   gRPC/JSON ${(bigGrpc.rps / bigJson.rps).toFixed(2)}`,
+      );
       await settle();
       fixed = await load(`${server.url}/predict`, { method: 'POST', body: RIDE, connections: 16, overallRate: 1000 });
       say(`    POST /predict at 1,000 req/s       ${fmt(fixed)}`);
