@@ -302,6 +302,12 @@ export class ModelResolver {
     return this.models.get(id);
   }
 
+  /** Whether the version `reference` names now is loaded in this process; resolves it, never loads it (v2 model readiness). */
+  async isLoaded(reference: string): Promise<{ name: string; version: number; loaded: boolean }> {
+    const version = await this.resolve(reference);
+    return { name: version.name, version: version.version, loaded: this.models.isLoaded(version) };
+  }
+
   /** The spec-only validator of the version `reference` names now. */
   async validator(reference: string): Promise<FeatureValidator> {
     return validatorFor(await this.resolve(reference));

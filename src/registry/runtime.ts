@@ -117,6 +117,11 @@ export class ModelCache {
     return entry.model;
   }
 
+  /** Whether a version is loaded in this process (never loads it). */
+  isLoaded(version: Pick<ModelVersion, 'name' | 'version'>): boolean {
+    return this.entries.get(`${version.name}@${version.version}`)?.ready !== undefined;
+  }
+
   /** Drops the versions unused since now - idleMs; returns their keys. */
   dropIdle(now: number): string[] {
     const dropped: string[] = [];

@@ -5,7 +5,7 @@ import type { LoadedModel } from '../registry/runtime.ts';
 import { errorResponses, untilClientGone } from './errors.ts';
 import type { ServeContext } from './context.ts';
 import { BINARY_CONTENT_TYPE, BINARY_HEADER, binaryOf, encodeBinary, parseBinaryBody } from './v2-binary.ts';
-import { v2Infer, v2Model } from './v2-infer.ts';
+import { v2Infer, v2Model, v2Readiness } from './v2-infer.ts';
 import { datatypeOf, fromTensor, v2Shape, type V2InputTensor } from './v2-tensors.ts';
 
 const DATATYPE_ENUM = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'];
@@ -144,13 +144,15 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
   app.get<{ Params: ModelParams }>('/v2/models/:name', { schema: metadataSchema }, metadata);
   app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version', { schema: metadataSchema }, metadata);
 
-  const ready = async (request: { params: ModelParams }) => {
-    const model = await modelFor(request.params);
-    return { name: model.name, version: String(model.version), ready: true };
+  // Readiness reports whether the version is loaded, without loading it; not loaded is a 400, as Triton answers.
+  const ready = async (request: { params: ModelParams }, reply: FastifyReply) => {
+    const state = await v2Readiness(ctx, request.params.name, request.params.version);
+    if (!state.loaded) return reply.code(400).send({ error: `model ${state.name} version ${state.version} is not loaded in this process; an infer call loads it` });
+    return { name: state.name, version: String(state.version), ready: true };
   };
   const readySchema = {
     tags,
-    summary: 'Model readiness (loads the model)',
+    summary: 'Model readiness: 200 when the version is loaded, 400 when not (never loads it)',
     params: NameParams,
     response: { 200: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, ready: { type: 'boolean' } } }, ...errorResponses },
   };

@@ -13,6 +13,12 @@ export async function v2Model(ctx: ServeContext, name: string, version?: string)
   return ctx.plane.model(version ? `${name}@${Number(version)}` : name);
 }
 
+/** Whether the named model (version) is loaded in this process: resolved, never loaded. Unknown models are a 404. */
+export async function v2Readiness(ctx: ServeContext, name: string, version?: string): Promise<{ name: string; version: number; loaded: boolean }> {
+  validateModelName(name);
+  return ctx.resolver.isLoaded(version ? `${name}@${Number(version)}` : name);
+}
+
 export interface V2Inference {
   /** The outputs answered, in the order asked (all the model's when none were named). */
   names: string[];

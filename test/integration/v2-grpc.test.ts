@@ -191,6 +191,22 @@ describe('grpc-js client on the pinned proto', () => {
     expect(await rpc('ServerReady', {}, '')).toEqual({ ready: true });
   });
 
+  it('model readiness (gRPC and HTTP) reports whether the version is loaded, and never loads it', async () => {
+    const fresh = (await registerExample(env, 'trip-duration')).name;
+    const httpReady = async () => (await fetch(`${service.url}/v2/models/${fresh}/ready`, { headers: { authorization: `Bearer ${TOKEN}` } })).status;
+    expect(await rpc('ModelReady', { name: fresh })).toEqual({ ready: false });
+    expect(await httpReady()).toBe(400);
+    expect(await rpc('ModelReady', { name: fresh, version: '1' })).toEqual({ ready: false });
+    const inputs = [
+      { name: 'PU_DO', datatype: 'BYTES', shape: [1, 1], contents: { bytes_contents: [Buffer.from('10_50')] } },
+      { name: 'trip_distance', datatype: 'FP32', shape: [1, 1], contents: { fp32_contents: [4] } },
+    ];
+    await rpc('ModelInfer', { model_name: fresh, inputs });
+    expect(await rpc('ModelReady', { name: fresh })).toEqual({ ready: true });
+    expect(await httpReady()).toBe(200);
+    await expect(rpc('ModelReady', { name: uniqueName('missing') })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+
   it('a promote under gRPC load: zero failed calls, and the version switches', async () => {
     const name = uniqueName('promote');
     await registerAs(env, name, 'trip-duration', 'production');

@@ -15,7 +15,7 @@ import { bearerCheck } from '../auth.ts';
 import type { ServeContext } from '../context.ts';
 import { badRequest, HttpError } from '../errors.ts';
 import { encodeBinary } from '../v2-binary.ts';
-import { v2Infer, v2Model } from '../v2-infer.ts';
+import { v2Infer, v2Model, v2Readiness } from '../v2-infer.ts';
 import { datatypeOf, v2Shape, type V2InputTensor } from '../v2-tensors.ts';
 import { grpcLatency, grpcRequests } from './metrics.ts';
 
@@ -152,10 +152,7 @@ export function inferenceHandlers(ctx: ServeContext): grpc.UntypedServiceImpleme
     ServerLive: unary('ServerLive', true, async () => ({ live: true })),
     ServerReady: unary('ServerReady', true, async () => ({ ready: ctx.resolver.ready() })),
     ServerMetadata: unary('ServerMetadata', false, async () => ({ name: 'mldeploy', version: ctx.version, extensions: ['binary_tensor_data'] })),
-    ModelReady: unary('ModelReady', false, async (req: { name: string; version: string }) => {
-      const model = await v2Model(ctx, req.name, req.version || undefined);
-      return { ready: Boolean(model) };
-    }),
+    ModelReady: unary('ModelReady', false, async (req: { name: string; version: string }) => ({ ready: (await v2Readiness(ctx, req.name, req.version || undefined)).loaded })),
     ModelMetadata: unary('ModelMetadata', false, async (req: { name: string; version: string }) => {
       const model = await v2Model(ctx, req.name, req.version || undefined);
       const tensor = (t: (typeof model.metadata.inputs)[number]) => ({ name: t.name, datatype: datatypeOf(t.type), shape: v2Shape(t) });
