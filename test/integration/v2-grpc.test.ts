@@ -15,6 +15,7 @@ import { freePort } from '../../src/stack/ports.ts';
 import { FIXTURES, openTestEnv, registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 import { ensureTritonClient, tritonCall, type TritonTensor } from '../setup/triton-client.ts';
 import { registerAs, RIDES, serveConfig, waitFor } from './serve-support.ts';
+import { dtypeInputs, rideInputs, viaJson } from './v2-support.ts';
 
 const TOKEN = 'v2-grpc-token-0123456789';
 let env: TestEnv;
@@ -49,32 +50,6 @@ function rpc(method: string, request: unknown, token = TOKEN): Promise<Record<st
   return new Promise((resolve, reject) => client[method](request, md, (err, res) => (err ? reject(err) : resolve(res as Record<string, unknown>))));
 }
 
-async function viaJson(model: string, inputs: TritonTensor[]): Promise<Record<string, TritonTensor>> {
-  const res = await fetch(`${service.url}/v2/models/${model}/infer`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-    body: JSON.stringify({ inputs }),
-  });
-  expect(res.status).toBe(200);
-  return Object.fromEntries(((await res.json()) as { outputs: TritonTensor[] }).outputs.map((o) => [o.name, o]));
-}
-
-const rideInputs = (rides = RIDES): TritonTensor[] => [
-  { name: 'PU_DO', datatype: 'BYTES', shape: [rides.length, 1], data: rides.map((r) => `${r.PULocationID}_${r.DOLocationID}`) },
-  { name: 'trip_distance', datatype: 'FP32', shape: [rides.length, 1], data: rides.map((r) => r.trip_distance) },
-];
-
-const dtypeInputs = (): TritonTensor[] => {
-  const { records } = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'dtypes.expected.json'), 'utf8')) as { records: Array<{ i: number; d: number; b: boolean; s: string }> };
-  const n = records.length;
-  return [
-    { name: 'i', datatype: 'INT64', shape: [n, 1], data: records.map((r) => r.i) },
-    { name: 'd', datatype: 'FP64', shape: [n, 1], data: records.map((r) => r.d) },
-    { name: 'b', datatype: 'BOOL', shape: [n, 1], data: records.map((r) => r.b) },
-    { name: 's', datatype: 'BYTES', shape: [n, 1], data: records.map((r) => r.s) },
-  ];
-};
-
 describe('tritonclient.grpc (raw contents)', () => {
   it('live, ready, server and model metadata', async () => {
     const meta = await tritonCall({ protocol: 'grpc', url: grpcUrl, model: names.duration, token: TOKEN });
@@ -102,7 +77,7 @@ describe('tritonclient.grpc (raw contents)', () => {
       [names.dtypes, dtypeInputs()],
     ] as const) {
       const answer = await tritonCall({ protocol: 'grpc', url: grpcUrl, model, token: TOKEN, inputs });
-      expect('outputs' in answer && answer.outputs).toEqual(await viaJson(model, inputs));
+      expect('outputs' in answer && answer.outputs).toEqual(await viaJson(service.url, TOKEN, model, inputs));
     }
   });
 
@@ -155,7 +130,7 @@ describe('grpc-js client on the pinned proto', () => {
         { name: 's', datatype: 'BYTES', shape: [2, 1], contents: { bytes_contents: [Buffer.from('green'), Buffer.from('blue')] } },
       ],
     });
-    const json = await viaJson(names.dtypes, [
+    const json = await viaJson(service.url, TOKEN, names.dtypes, [
       { name: 'i', datatype: 'INT64', shape: [2, 1], data: [1, -3] },
       { name: 'd', datatype: 'FP64', shape: [2, 1], data: [0.5, 1.25] },
       { name: 'b', datatype: 'BOOL', shape: [2, 1], data: [true, false] },

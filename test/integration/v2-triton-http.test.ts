@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerModel } from '../../src/registry/register.ts';
 import { FIXTURES, openTestEnv, registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 import { tritonCall, ensureTritonClient, type TritonTensor } from '../setup/triton-client.ts';
-import { RIDES, serveConfig, startServer, type TestServer } from './serve-support.ts';
+import { serveConfig, startServer, type TestServer } from './serve-support.ts';
+import { dtypeInputs, dtypesExpected, rideInputs, viaJson } from './v2-support.ts';
 
 const TOKEN = 'v2-binary-token-0123456789';
 let env: TestEnv;
@@ -35,47 +36,20 @@ afterAll(async () => {
   await env?.close();
 });
 
-async function viaJson(model: string, inputs: TritonTensor[], outputs?: string[]): Promise<Record<string, TritonTensor>> {
-  const res = await fetch(`http://${host}/v2/models/${model}/infer`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-    body: JSON.stringify({ inputs, ...(outputs ? { outputs: outputs.map((name) => ({ name })) } : {}) }),
-  });
-  expect(res.status, await res.clone().text()).toBe(200);
-  const body = (await res.json()) as { outputs: TritonTensor[] };
-  return Object.fromEntries(body.outputs.map((o) => [o.name, o]));
-}
-
-const rideInputs = (): TritonTensor[] => [
-  { name: 'PU_DO', datatype: 'BYTES', shape: [RIDES.length, 1], data: RIDES.map((r) => `${r.PULocationID}_${r.DOLocationID}`) },
-  { name: 'trip_distance', datatype: 'FP32', shape: [RIDES.length, 1], data: RIDES.map((r) => r.trip_distance) },
-];
-
-const dtypeInputs = (): TritonTensor[] => {
-  const { records } = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'dtypes.expected.json'), 'utf8')) as { records: Array<{ i: number; d: number; b: boolean; s: string }> };
-  const n = records.length;
-  return [
-    { name: 'i', datatype: 'INT64', shape: [n, 1], data: records.map((r) => r.i) },
-    { name: 'd', datatype: 'FP64', shape: [n, 1], data: records.map((r) => r.d) },
-    { name: 'b', datatype: 'BOOL', shape: [n, 1], data: records.map((r) => r.b) },
-    { name: 's', datatype: 'BYTES', shape: [n, 1], data: records.map((r) => r.s) },
-  ];
-};
-
 describe('tritonclient.http with its defaults (binary tensors)', () => {
   it('FP32 and BYTES inputs: the same outputs as JSON, sent and answered in binary', async () => {
     const answer = await tritonCall({ protocol: 'http', url: host, model: models.duration, token: TOKEN, inputs: rideInputs() });
     expect(answer).toMatchObject({ sent_binary: true, binary_outputs: ['variable'] });
-    const expected = await viaJson(models.duration, rideInputs());
+    const expected = await viaJson(`http://${host}`, TOKEN, models.duration, rideInputs());
     expect('outputs' in answer && answer.outputs).toEqual(expected);
   });
 
   it('INT64, FP64, BOOL and BYTES inputs (one empty string): the same outputs as JSON', async () => {
     const answer = await tritonCall({ protocol: 'http', url: host, model: models.dtypes, version: '1', token: TOKEN, inputs: dtypeInputs() });
     expect(answer).toMatchObject({ sent_binary: true, binary_outputs: ['y'] });
-    const expected = await viaJson(models.dtypes, dtypeInputs());
+    const expected = await viaJson(`http://${host}`, TOKEN, models.dtypes, dtypeInputs());
     expect('outputs' in answer && answer.outputs).toEqual(expected);
-    const { predictions } = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'dtypes.expected.json'), 'utf8')) as { predictions: number[] };
+    const { predictions } = dtypesExpected();
     (answer as { outputs: Record<string, TritonTensor> }).outputs.y.data.forEach((v, k) => expect(v).toBeCloseTo(predictions[k], 4));
   });
 
@@ -88,7 +62,7 @@ describe('tritonclient.http with its defaults (binary tensors)', () => {
       const answer = await tritonCall({ protocol: 'http', url: host, model: models.classifier, token: TOKEN, inputs, outputs: selection });
       expect(answer).toMatchObject({ sent_binary: true, binary_outputs: selection });
       expect(Object.keys((answer as { outputs: object }).outputs).sort()).toEqual([...selection].sort());
-      expect((answer as { outputs: object }).outputs).toEqual(await viaJson(models.classifier, inputs, selection));
+      expect((answer as { outputs: object }).outputs).toEqual(await viaJson(`http://${host}`, TOKEN, models.classifier, inputs, selection));
     }
   });
 
