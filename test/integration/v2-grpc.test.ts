@@ -141,7 +141,7 @@ describe('grpc-js client on the pinned proto', () => {
     expect({ name: output.name, datatype: output.datatype, shape: output.shape.map(Number), data: output.contents.fp32_contents }).toEqual(json.y);
   });
 
-  it('status codes: NOT_FOUND, INVALID_ARGUMENT (each with what is wrong), UNAUTHENTICATED; health needs no token', async () => {
+  it('status codes: NOT_FOUND, INVALID_ARGUMENT (each with what is wrong), UNAUTHENTICATED, RESOURCE_EXHAUSTED; health needs no token', async () => {
     const code = (p: Promise<unknown>) =>
       p.then(
         () => 'OK',
@@ -164,6 +164,9 @@ describe('grpc-js client on the pinned proto', () => {
     expect(await code(rpc('ModelMetadata', { name: names.duration }, ''))).toBe('UNAUTHENTICATED: this route needs an Authorization: Bearer <token> header');
     expect(await rpc('ServerLive', {}, '')).toEqual({ live: true });
     expect(await rpc('ServerReady', {}, '')).toEqual({ ready: true });
+    // A call larger than MLDEPLOY_SERVE_BODY_LIMIT_MB, as HTTP's 413.
+    const huge = { model_name: names.duration, inputs: inputs.map(({ contents: _c, ...t }) => t), raw_input_contents: [Buffer.alloc(5 << 20), Buffer.alloc(4)] };
+    expect(await code(rpc('ModelInfer', huge))).toMatch(/^RESOURCE_EXHAUSTED: /);
   });
 
   it('model readiness (gRPC and HTTP) reports whether the version is loaded, and never loads it', async () => {
