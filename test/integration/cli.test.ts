@@ -117,6 +117,10 @@ describe('mldeploy dev --once', () => {
       expect(result.code).toBe(0);
       expect(result.stdout).toMatch(/Web UI: +http:\/\/localhost:\d+/);
       expect(result.stdout).toMatch(/demo batch run batch-trip-duration-monthly-20240101T0000Z-20240201T0000Z: 20000 rides scored/);
+      // The example models get reference profiles; the demo run prints its drift verdict and report link.
+      expect(result.stdout).toMatch(/reference profiles for drift monitoring .*trip-duration@1/);
+      expect(result.stdout).toMatch(/ {2}drift: (stable|DRIFTED) /);
+      expect(result.stdout).toMatch(/drift report of the demo run: http:\/\/127\.0\.0\.1:\d+\/v1\/runs\/[^/]+\/report/);
       expect(fs.existsSync(path.join(own, 'stack.json'))).toBe(false);
     } finally {
       fs.rmSync(own, { recursive: true, force: true });
