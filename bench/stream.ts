@@ -30,6 +30,8 @@ import { loadRouting, type Routing } from '../src/streaming/routing.ts';
 import { streamingSettings } from '../src/streaming/settings.ts';
 import { EventIngress } from '../src/streaming/ingress.ts';
 import { PostgresInboundLog } from '../src/streaming/inbound-log.ts';
+import { partitionTimeline } from './partition-timeline.ts';
+import { partitionWorkflowId } from '../src/streaming/partition-types.ts';
 import { createConsumerWorkers, createEventWorker, createPartitionActivityWorker, selectConsumerQueues } from '../src/streaming/workers.ts';
 import { WORKFLOWS_PATH } from '../src/worker.ts';
 import type { ConsumerOutcome } from '../src/streaming/types.ts';
@@ -272,6 +274,7 @@ say(
 await atRate(20, `${tag}-warmup`).catch(() => {});
 const results = [];
 for (const rate of rates) {
+  const startedAt = new Date();
   const r = await atRate(rate, `${tag}-r${rate}`);
   results.push(r);
   const holds = r.p95 < 250 && r.failed === 0 && r.backlogSlope < 0.5 && r.sustained >= rate * 0.95;
@@ -282,6 +285,7 @@ for (const rate of rates) {
       `CPU per event: Temporal server ${r.serverCpuMs.toFixed(2)} ms, ${workerProcesses > 0 ? `worker processes ${r.workersCpuMs.toFixed(2)} ms, load generator + ingress ${r.processCpuMs.toFixed(2)} ms` : `this process (workers + load generator) ${r.processCpuMs.toFixed(2)} ms`}, PostgreSQL ${r.postgresCpuMs.toFixed(2)} ms; ` +
       `Temporal history events per event ${r.historyPerEvent.toFixed(2)}; sustained rate / floor ${(r.sustained / f.rate).toFixed(3)} → ${holds ? 'holds' : 'does not hold'}`,
   );
+  if (mode === 'batched') say(`  where partition 0's time went:\n${(await partitionTimeline(client, partitionWorkflowId(tag, 'ride_started', 0), startedAt)).join('\n')}`);
 }
 const held = results.filter((r) => r.p95 < 250 && r.failed === 0 && r.backlogSlope < 0.5 && r.sustained >= r.rate * 0.95).map((r) => r.rate);
 if (server?.pid) say(`Temporal dev server peak RSS: ${peakRssMiB(server.pid).toFixed(0)} MiB`);
