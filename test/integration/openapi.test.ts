@@ -10,11 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/stack/ports.ts';
 import { openTestEnv, registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 import { serveConfig, startServer, type TestServer } from './serve-support.ts';
+import { ensurePythonTool } from '../setup/python-tool.ts';
 
 const exec = promisify(execFile);
 const SCHEMATHESIS_VERSION = '4.32.5';
-const schemathesisDir = path.resolve(process.env.MLDEPLOY_DATA_DIR ?? '.mldeploy', 'cache', `schemathesis-${SCHEMATHESIS_VERSION}`);
-const st = path.join(schemathesisDir, 'bin', 'st');
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -63,13 +62,10 @@ describe('schemathesis against mldeploy serve', () => {
   let url: string;
   let dataDir: string;
   let output = '';
+  let st: string;
 
   beforeAll(async () => {
-    if (!fs.existsSync(st)) {
-      await exec('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', schemathesisDir, `schemathesis==${SCHEMATHESIS_VERSION}`], {
-        timeout: 300_000,
-      });
-    }
+    st = path.join(await ensurePythonTool(`schemathesis-${SCHEMATHESIS_VERSION}`, [`schemathesis==${SCHEMATHESIS_VERSION}`]), 'bin', 'st');
     const { name } = await registerExample(env, 'trip-duration');
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-openapi-'));
     const port = await freePort();
@@ -124,7 +120,7 @@ describe('schemathesis against mldeploy serve', () => {
       '^/v2',
       '--no-color',
     ];
-    const result = await exec('python3', [st, ...args], { env: { ...process.env, PYTHONPATH: schemathesisDir }, timeout: 400_000, maxBuffer: 64 * 1024 * 1024 }).then(
+    const result = await exec(st, args, { timeout: 400_000, maxBuffer: 64 * 1024 * 1024 }).then(
       ({ stdout }) => ({ code: 0, stdout }),
       (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: `${err.stdout}\n${err.stderr}` }),
     );

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../src/stack/ports.ts';
+import { ensurePythonTool } from './python-tool.ts';
 
 const run = promisify(execFile);
 
@@ -16,21 +17,9 @@ export const MLFLOW_VERSION = '3.17.2';
 const REQUIREMENTS = [`mlflow[auth]==${MLFLOW_VERSION}`, 'onnx==1.19.1', 'onnxruntime==1.22.1', 'scikit-learn==1.9.1', 'pandas==3.1.1', 'numpy==2.4.6', 'scipy==1.17.1'];
 const LOG_SCRIPT = path.resolve('test/setup/mlflow-log.py');
 
-function venvDir(): string {
-  return path.join(path.resolve(process.env.MLDEPLOY_DATA_DIR ?? '.mldeploy'), 'cache', `mlflow-${MLFLOW_VERSION}`);
-}
-
 /** Installs the pinned mlflow into the cache unless an earlier run did; returns the virtualenv. */
-export async function ensureMlflow(): Promise<string> {
-  const dir = venvDir();
-  const marker = path.join(dir, 'mldeploy-installed.txt');
-  if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === REQUIREMENTS.join('\n')) return dir;
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(path.dirname(dir), { recursive: true });
-  await run('python3', ['-m', 'venv', dir], { timeout: 120_000 });
-  await run(path.join(dir, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', ...REQUIREMENTS], { timeout: 900_000 });
-  fs.writeFileSync(marker, REQUIREMENTS.join('\n'));
-  return dir;
+export function ensureMlflow(): Promise<string> {
+  return ensurePythonTool(`mlflow-${MLFLOW_VERSION}`, REQUIREMENTS);
 }
 
 export interface RunningMlflow {

@@ -2,37 +2,17 @@
 // tritonclient[http,grpc] from PyPI, installed into the project's cache on first use (a
 // virtualenv under .mldeploy/cache, as the Temporal CLI and MLflow are) and reused by later
 // test files and runs. test/setup/triton-call.py makes the calls with the client's defaults.
-import { execFile, spawn } from 'node:child_process';
-import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { ensurePythonTool } from './python-tool.ts';
 
 export const TRITONCLIENT_VERSION = '2.73.0';
 const REQUIREMENTS = [`tritonclient[http,grpc]==${TRITONCLIENT_VERSION}`, 'numpy==2.4.6'];
 const CALL_SCRIPT = path.resolve('test/setup/triton-call.py');
 
-function venvDir(): string {
-  return path.join(path.resolve(process.env.MLDEPLOY_DATA_DIR ?? '.mldeploy'), 'cache', `tritonclient-${TRITONCLIENT_VERSION}`);
-}
-
-let installing: Promise<string> | undefined;
-
 /** Installs the pinned client into the cache unless an earlier run did; returns the virtualenv. */
 export function ensureTritonClient(): Promise<string> {
-  installing ??= (async () => {
-    const dir = venvDir();
-    const marker = path.join(dir, 'mldeploy-installed.txt');
-    if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === REQUIREMENTS.join('\n')) return dir;
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
-    await run('python3', ['-m', 'venv', dir], { timeout: 120_000 });
-    await run(path.join(dir, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', ...REQUIREMENTS], { timeout: 600_000 });
-    fs.writeFileSync(marker, REQUIREMENTS.join('\n'));
-    return dir;
-  })();
-  return installing;
+  return ensurePythonTool(`tritonclient-${TRITONCLIENT_VERSION}`, REQUIREMENTS);
 }
 
 export interface TritonTensor {
