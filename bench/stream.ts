@@ -41,9 +41,10 @@ const opts = new Command()
   .option('--mode <mode>', 'fan-out mode of ride_started: batched or per-event', 'batched')
   .option('--rates <list>', 'arrival rates, events per second (default: 500,1000,2000,5000 batched; 20,50,100 per-event)')
   .option('--workers <n>', 'worker processes (`mldeploy worker`, each running the main queue and every consumer); 0 runs the workers inside this process', '1')
+  .option('--partitions <n>', "batched mode: partitions of ride_started (default: the shipped routing's)")
   .option('--persistent', 'the dev server keeps its history in a SQLite file, as `mldeploy dev` runs it (default: in memory)')
   .parse()
-  .opts<{ seconds: string; rates?: string; mode: string; workers: string; persistent?: boolean }>();
+  .opts<{ seconds: string; rates?: string; mode: string; workers: string; partitions?: string; persistent?: boolean }>();
 if (opts.mode !== 'batched' && opts.mode !== 'per-event') throw new Error(`--mode must be batched or per-event, got ${opts.mode}`);
 const mode = opts.mode;
 const seconds = Number(opts.seconds);
@@ -126,7 +127,12 @@ const tag = `bench-${Date.now().toString(36)}`;
 const shipped = await loadRouting(path.resolve('config/routing.json'));
 const routing: Routing = {
   events: {
-    ride_started: { ...shipped.events.ride_started, mode, consumers: shipped.events.ride_started.consumers.map((c) => ({ ...c, taskQueue: `${tag}-consumer-${c.name}` })) },
+    ride_started: {
+      ...shipped.events.ride_started,
+      mode,
+      ...(opts.partitions === undefined ? {} : { partitions: Number(opts.partitions) }),
+      consumers: shipped.events.ride_started.consumers.map((c) => ({ ...c, taskQueue: `${tag}-consumer-${c.name}` })),
+    },
   },
 };
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-bench-'));
