@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.mldeploy/', 'coverage/', 'dist/', 'models/', 'test/fixtures/', 'scripts/train/'] },
+  { ignores: ['node_modules/', '.mldeploy/', 'coverage/', 'dist/', 'models/', 'test/fixtures/', 'scripts/train/', '.venv-train/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
