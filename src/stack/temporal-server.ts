@@ -50,6 +50,12 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningTem
         `Set MLDEPLOY_TEMPORAL_PORT to a free port, or TEMPORAL_ADDRESS to use the server that is running.`,
     );
   }
+  if (opts.uiPort > 0 && (await isPortOpen(opts.uiPort))) {
+    throw new Error(
+      `port ${opts.uiPort} is taken, so mldeploy cannot serve the Temporal Web UI there. ` +
+        `Set MLDEPLOY_UI_PORT to a free port (0 turns the UI off), or TEMPORAL_ADDRESS to use the server that is running.`,
+    );
+  }
   const binary = await findTemporalCli({ cliPath: opts.cliPath, dataDir: opts.dataDir });
   if (!binary) return startWithSdkDownload(opts);
 
