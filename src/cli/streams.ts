@@ -8,7 +8,8 @@ import { untilSignal } from './signals.ts';
 import { followStream } from '../streaming/follow.ts';
 import { streamsStatus } from '../streaming/streams-status.ts';
 import { subscribe } from '../streaming/subscriber.ts';
-import { STREAM_NAMES, type StreamName } from '../streaming/types.ts';
+import { STREAM_NAMES, type Decision, type PredictionRecord, type StreamName } from '../streaming/types.ts';
+import { withOutputOptions, type OutputFlags } from './output.ts';
 import type { StoredRecord } from '../streaming/backend.ts';
 
 function streamName(value: string): StreamName {
@@ -16,21 +17,68 @@ function streamName(value: string): StreamName {
   return value as StreamName;
 }
 
-const printLines = async (records: StoredRecord[]) => {
-  for (const r of records) process.stdout.write(JSON.stringify(r) + '\n');
+// A followed stream's table cannot size its columns from all its rows: the columns have fixed
+// widths (a longer cell pushes its row's later cells right), and the header is printed once.
+const TAIL_COLUMNS: Record<StreamName, Array<[header: string, width: number, cell: (r: StoredRecord) => unknown]>> = {
+  predictions: [
+    ['OFFSET', 8, (r) => r.offset],
+    ['TIME', 26, (r) => (r.value as PredictionRecord).time],
+    ['EVENT', 40, (r) => `${(r.value as PredictionRecord).eventType}:${(r.value as PredictionRecord).eventId}`],
+    ['CONSUMER', 12, (r) => (r.value as PredictionRecord).consumer],
+    ['MODEL', 20, (r) => `${(r.value as PredictionRecord).model.name}@${(r.value as PredictionRecord).model.version}`],
+    ['PREDICTION', 0, (r) => JSON.stringify((r.value as PredictionRecord).prediction)],
+  ],
+  decisions: [
+    ['OFFSET', 8, (r) => r.offset],
+    ['TIME', 26, (r) => (r.value as Decision).time],
+    ['EVENT', 40, (r) => `${(r.value as Decision).eventType}:${(r.value as Decision).eventId}`],
+    ['STATUS', 10, (r) => (r.value as Decision).status],
+    ['ACTION', 18, (r) => (r.value as Decision).action ?? ''],
+    ['REASONS', 0, (r) => (r.value as Decision).reasons.join('; ')],
+  ],
 };
+
+const tailLine = (cells: unknown[], stream: StreamName) =>
+  cells.map((cell, i) => (i === cells.length - 1 ? String(cell) : String(cell).padEnd(TAIL_COLUMNS[stream][i][1] - 2) + '  ')).join('') + '\n';
+
+/** Prints records as JSON lines, or as table rows (the header before the first). */
+function printer(stream: StreamName, flags: OutputFlags): (records: StoredRecord[]) => Promise<void> {
+  const json = flags.json || flags.output === 'json';
+  let header = !json;
+  return async (records) => {
+    if (header) {
+      process.stdout.write(
+        tailLine(
+          TAIL_COLUMNS[stream].map(([h]) => h),
+          stream,
+        ),
+      );
+      header = false;
+    }
+    for (const r of records)
+      process.stdout.write(
+        json
+          ? JSON.stringify(r) + '\n'
+          : tailLine(
+              TAIL_COLUMNS[stream].map(([, , cell]) => cell(r)),
+              stream,
+            ),
+      );
+  };
+}
 
 export function streamsCommands(program: Command): void {
   const streams = program.command('streams').description('read the prediction and decision streams');
-  streams
-    .command('tail <stream>')
-    .description(`print records of a stream (${STREAM_NAMES.join(' or ')}) as JSON lines`)
+  withOutputOptions(streams.command('tail <stream>'))
+    .description(`print records of a stream (${STREAM_NAMES.join(' or ')}): a table, or JSON lines with -o json`)
     .option('--after <offset>', 'start after this offset', '0')
     .option('--limit <n>', 'records to print without --follow', positiveInt('--limit'), 100)
     .option('--follow', 'keep printing new records until Ctrl-C')
     .option('--subscriber <name>', 'a durable subscriber: resume from, and store, its offset in PostgreSQL (implies --follow)')
-    .action(async (name: string, opts: { after: string; limit: number; follow?: boolean; subscriber?: string }) => {
+    .action(async (name: string, opts: OutputFlags & { after: string; limit: number; follow?: boolean; subscriber?: string }) => {
       const stream = streamName(name);
+      if (opts.output && opts.json && opts.output !== 'json') throw new UsageError('--json and -o table contradict each other');
+      const printLines = printer(stream, opts);
       if (!/^\d+$/.test(opts.after)) throw new UsageError(`--after must be a non-negative integer, got ${JSON.stringify(opts.after)}`);
       await withProcessResources({ temporal: false }, async ({ pool, streaming }) => {
         const backend = await streaming.backend();

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
 import { runCli } from './cli-support.ts';
+import { PostgresStreamBackend } from '../../src/streaming/pg-backend.ts';
+import type { Decision, PredictionRecord } from '../../src/streaming/types.ts';
 
 let env: TestEnv;
 let dataDir: string;
@@ -159,5 +161,54 @@ describe('dead-letters list and replay', () => {
     const again = await mldeploy(['dead-letters', 'replay', 'ride_started', id]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/no dead letter ride_started\//);
+  });
+});
+
+describe('streams tail', () => {
+  const eventId = uniqueName('tail');
+  beforeAll(async () => {
+    const backend = new PostgresStreamBackend(env.pool, namespace);
+    const time = new Date().toISOString();
+    for (const consumer of ['duration', 'fare']) {
+      const record: PredictionRecord = {
+        id: `ride_started:${eventId}:${consumer}`,
+        eventId,
+        eventType: 'ride_started',
+        consumer,
+        model: { name: consumer, version: 3 },
+        prediction: 12.5,
+        time,
+      };
+      await backend.append('predictions', record.id, record);
+    }
+    const decision: Decision = {
+      id: `ride_started:${eventId}`,
+      eventId,
+      eventType: 'ride_started',
+      status: 'decided',
+      action: 'review',
+      reasons: ['expected fare above $150', 'long ride'],
+      predictions: { duration: 12.5, fare: 12.5 },
+      missing: [],
+      time,
+    };
+    await backend.append('decisions', decision.id, decision);
+    await backend.close();
+  });
+
+  it('prints records as an aligned table, and as JSON lines with -o json', async () => {
+    const predictions = await mldeploy(['streams', 'tail', 'predictions']);
+    expect(predictions.code, predictions.stderr).toBe(0);
+    expectAligned(predictions.stdout, ['OFFSET', 'TIME', 'EVENT', 'CONSUMER', 'MODEL', 'PREDICTION']);
+    expect(predictions.stdout).toMatch(new RegExp(`^\\d+ +\\S+ +ride_started:${eventId} +fare +fare@3 +12\\.5$`, 'm'));
+    const decisions = await mldeploy(['streams', 'tail', 'decisions']);
+    expectAligned(decisions.stdout, ['OFFSET', 'TIME', 'EVENT', 'STATUS', 'ACTION', 'REASONS']);
+    expect(decisions.stdout).toMatch(new RegExp(`ride_started:${eventId} +decided +review +expected fare above \\$150; long ride$`, 'm'));
+    const json = (await mldeploy(['streams', 'tail', 'decisions', '-o', 'json'])).stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(json.find((r) => r.id === `ride_started:${eventId}`)?.value).toMatchObject({ action: 'review', status: 'decided' });
+    expect((await mldeploy(['streams', 'tail', 'decisions', '--json', '-o', 'table'])).code).toBe(1);
   });
 });
