@@ -110,8 +110,9 @@ function installNotFound(app: FastifyInstance): Answer {
 export function installErrorHandler(app: FastifyInstance): void {
   const notFound = installNotFound(app);
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    // A QUERY without a Content-Type fails before the not-found handler can say 404 or 405.
-    if (request.is404 && err.code === 'FST_ERR_ROUTE_MISSING_CONTENT_TYPE') return notFound(request, reply);
+    // A request for no route can fail in body parsing (a QUERY without a Content-Type, an empty
+    // JSON body) before the not-found handler says 404 or 405: say that anyway.
+    if (request.is404 && (err.code === 'FST_ERR_ROUTE_MISSING_CONTENT_TYPE' || err.code?.startsWith('FST_ERR_CTP_'))) return notFound(request, reply);
     if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.message, ...err.details });
     // Nobody is left to answer (499, as nginx logs it).
     if (err instanceof ClientGoneError) return reply.code(499).send({ error: err.message });

@@ -26,12 +26,24 @@ const ModelMetadataSchema = {
   },
 } as const;
 
+// The JSON parser refuses prototype-poisoning keys anywhere in a body (400), so the open
+// `parameters` objects say so; their values are scalars, as the protocol defines them, and
+// tensor data are scalars or nested arrays of them, never objects.
+const OpenParameters = {
+  type: 'object',
+  propertyNames: { not: { enum: ['__proto__', 'constructor'] } },
+  additionalProperties: { type: ['boolean', 'number', 'string'] },
+} as const;
+const TensorScalar = { type: ['number', 'string', 'boolean'] } as const;
+const TensorData = { type: 'array', items: { anyOf: [TensorScalar, { type: 'array', items: { anyOf: [TensorScalar, { type: 'array', items: TensorScalar }] } }] } } as const;
+
 const InferRequestSchema = {
   type: 'object',
   required: ['inputs'],
+  additionalProperties: false,
   properties: {
     id: { type: 'string', maxLength: 256 },
-    parameters: { type: 'object', properties: { binary_data_output: { type: 'boolean' } } },
+    parameters: { ...OpenParameters, properties: { binary_data_output: { type: 'boolean' } } },
     inputs: {
       type: 'array',
       minItems: 1,
@@ -39,12 +51,13 @@ const InferRequestSchema = {
       items: {
         type: 'object',
         required: ['name', 'shape', 'datatype'],
+        additionalProperties: false,
         properties: {
           name: { type: 'string' },
           shape: { type: 'array', maxItems: 8, items: { type: 'integer', minimum: 0 } },
           datatype: { type: 'string', enum: DATATYPE_ENUM },
-          parameters: { type: 'object', properties: { binary_data_size: { type: 'integer', minimum: 0 } } },
-          data: { type: 'array' },
+          parameters: { ...OpenParameters, properties: { binary_data_size: { type: 'integer', minimum: 0 } } },
+          data: TensorData,
         },
       },
     },
@@ -54,7 +67,8 @@ const InferRequestSchema = {
       items: {
         type: 'object',
         required: ['name'],
-        properties: { name: { type: 'string' }, parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } } },
+        additionalProperties: false,
+        properties: { name: { type: 'string' }, parameters: { ...OpenParameters, properties: { binary_data: { type: 'boolean' } } } },
       },
     },
   },
@@ -85,7 +99,12 @@ const InferResponseSchema = {
   },
 } as const;
 
-const NameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string' }, version: { type: 'string', pattern: '^[0-9]{1,9}$' } } } as const;
+// The registry's rules for names and version numbers (src/registry/refs.ts), so the schema admits exactly what the server takes.
+const NameParams = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' }, version: { type: 'string', pattern: '^0*[1-9][0-9]{0,8}$' } },
+} as const;
 
 interface ModelParams {
   name: string;
