@@ -133,20 +133,27 @@ describe('runs list and show', () => {
 
 describe('dead-letters list and replay', () => {
   const id = uniqueName('dl');
+  // The list test's own event type: other test files dead-letter ride_started events (large ones too) in the same database.
+  const listedType = `listed_${id.replace(/-/g, '_')}`;
   beforeAll(async () => {
-    await env.pool.query(
-      `INSERT INTO dead_letters (event_type, event_id, payload, reason, source) VALUES ('ride_started', $1, $2, 'ride.trip_distance: expected number', 'workflow')`,
-      [id, JSON.stringify({ ride_id: id, ride: { PULocationID: 130, DOLocationID: 205, trip_distance: 'far' } })],
-    );
+    for (const type of ['ride_started', listedType]) {
+      await env.pool.query(`INSERT INTO dead_letters (event_type, event_id, payload, reason, source) VALUES ($1, $2, $3, 'ride.trip_distance: expected number', 'workflow')`, [
+        type,
+        type === listedType ? `${id}-listed` : id,
+        JSON.stringify({ ride_id: id, ride: { PULocationID: 130, DOLocationID: 205, trip_distance: 'far' } }),
+      ]);
+    }
   });
 
   it('lists dead letters as a table, and with their payloads as JSON', async () => {
-    const table = await mldeploy(['dead-letters', 'list', '--type', 'ride_started']);
-    expect(table.code).toBe(0);
+    const table = await mldeploy(['dead-letters', 'list', '--type', listedType]);
+    expect(table.code, table.stderr).toBe(0);
     expectAligned(table.stdout, ['TYPE', 'ID', 'SOURCE', 'CREATED', 'REASON']);
-    expect(table.stdout).toMatch(new RegExp(`^ride_started +${id} +workflow `, 'm'));
-    const json = JSON.parse((await mldeploy(['dead-letters', 'list', '--type', 'ride_started', '-o', 'json'])).stdout) as Array<{ id: string; payload: unknown }>;
-    expect(json.find((l) => l.id === id)?.payload).toMatchObject({ ride: { trip_distance: 'far' } });
+    expect(table.stdout).toMatch(new RegExp(`^${listedType} +${id}-listed +workflow `, 'm'));
+    const listed = await mldeploy(['dead-letters', 'list', '--type', listedType, '-o', 'json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const json = JSON.parse(listed.stdout) as Array<{ id: string; payload: unknown }>;
+    expect(json.find((l) => l.id === `${id}-listed`)?.payload).toMatchObject({ ride: { trip_distance: 'far' } });
   });
 
   it('replays a letter with a corrected payload as <id>:replay once, and removes the letter', async () => {

@@ -13,7 +13,8 @@ export interface CliResult {
 
 export async function runCli(args: string[], env: NodeJS.ProcessEnv, script = 'bin/mldeploy.js', timeout = 150_000): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [script, ...args], { env, timeout });
+    // A list can be large (dead letters of the whole test run hold the property suite's big payloads): above execFile's 1 MiB default.
+    const { stdout, stderr } = await exec(process.execPath, [script, ...args], { env, timeout, maxBuffer: 64 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as CliResult;
