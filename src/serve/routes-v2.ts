@@ -32,9 +32,9 @@ const ModelMetadataSchema = {
 const OpenParameters = {
   type: 'object',
   propertyNames: { not: { enum: ['__proto__', 'constructor'] } },
-  additionalProperties: { type: ['boolean', 'number', 'string'] },
+  additionalProperties: { anyOf: [{ type: 'boolean' }, { type: 'number' }, { type: 'string' }] },
 } as const;
-const TensorScalar = { type: ['number', 'string', 'boolean'] } as const;
+const TensorScalar = { anyOf: [{ type: 'number' }, { type: 'string' }, { type: 'boolean' }] } as const;
 const TensorData = { type: 'array', items: { anyOf: [TensorScalar, { type: 'array', items: { anyOf: [TensorScalar, { type: 'array', items: TensorScalar }] } }] } } as const;
 
 const InferRequestSchema = {
