@@ -38,6 +38,11 @@ export function executableSearchPath(env: NodeJS.ProcessEnv = process.env): stri
   return (env.PATH ?? '').split(path.delimiter).filter(Boolean);
 }
 
+/** The environment a spawned program (initdb, postgres) gets: this process's, with `overrides`. */
+export function childEnvironment(overrides: Record<string, string>, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, ...overrides };
+}
+
 const flag = z
   .enum(['0', '1', 'false', 'true'])
   .default('0')

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { childEnvironment } from '../config.ts';
 import { freePort, isProcessAlive, waitFor } from './ports.ts';
 import { postgresAccount, reachableDatabaseDir, reachableInstall, type Account } from './postgres-access.ts';
 
@@ -63,7 +64,7 @@ export async function startEmbeddedPostgres(dataDir: string, port?: number): Pro
 /** Runs a PostgreSQL program to completion; rejects with its last output lines. */
 function runProgram(binary: string, args: string[], account: Account | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { ...account, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const child = spawn(binary, args, { ...account, stdio: ['ignore', 'pipe', 'pipe'], env: childEnvironment({ LC_ALL: 'C' }) });
     let output = '';
     const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2000));
     child.stdout!.on('data', keep);
@@ -97,7 +98,7 @@ async function initialise(initdb: string, databaseDir: string, account: Account 
 /** Starts postgres and resolves once it accepts connections. */
 function startServer(binary: string, databaseDir: string, port: number, account: Account | undefined): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, ['-D', databaseDir, '-p', String(port), ...FLAGS], { ...account, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const child = spawn(binary, ['-D', databaseDir, '-p', String(port), ...FLAGS], { ...account, stdio: ['ignore', 'ignore', 'pipe'], env: childEnvironment({ LC_ALL: 'C' }) });
     let output = '';
     let ready = false;
     // Read for the server's whole life: a full pipe would block its logging.
