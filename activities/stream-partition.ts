@@ -168,11 +168,29 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
     return { consumers: await Promise.all(route.consumers.map(planConsumer)), policy: route.decision, batchMax: route.batchMax, lingerMs: route.lingerMs };
   }
 
-  function deadLetter(ref: PartitionRef, events: Array<{ id: string; payload: unknown; reason: string }>): Promise<void> {
-    return insertDeadLetters(
+  /**
+   * Checks events against the consumers' specs (every one is invalid, with that reason, when the
+   * route is gone), dead-letters the invalid ones and returns them with their reasons.
+   */
+  async function deadLetterInvalid(
+    ref: PartitionRef,
+    events: Array<{ id: string; offset: number; value: unknown }>,
+    consumers: BatchConsumerPlan[],
+    unrouted: string | undefined,
+  ): Promise<Array<{ offset: number; reason: string }>> {
+    const problems =
+      unrouted !== undefined
+        ? events.map(() => [unrouted])
+        : validate(
+            events.map((e) => e.value),
+            await checked(models, consumers),
+          );
+    const invalid = events.flatMap((e, i) => (problems[i].length > 0 ? [{ ...e, reason: problems[i].join('; ') }] : []));
+    await insertDeadLetters(
       pool,
-      events.map((e) => ({ eventType: ref.eventType, eventId: e.id, payload: e.payload, reason: e.reason, source: 'workflow' })),
+      invalid.map((e) => ({ eventType: ref.eventType, eventId: e.id, payload: e.value, reason: e.reason, source: 'workflow' })),
     );
+    return invalid;
   }
 
   /**
@@ -187,16 +205,7 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
     const checkAll = input.unrouted !== undefined || (answered.length === 0 && (input.consumers?.length ?? 0) > 0);
     if (!checkAll && suspects.size === 0) return reasons;
     const events = (await inbound.readPayloads(input.eventType, input.partition, input.from, input.to)).filter((e) => checkAll || suspects.has(e.offset));
-    const problems =
-      input.unrouted !== undefined
-        ? events.map(() => [input.unrouted!])
-        : validate(
-            events.map((e) => e.value),
-            await checked(models, input.consumers ?? []),
-          );
-    const invalid = events.flatMap((e, i) => (problems[i].length > 0 ? [{ id: e.id, offset: e.offset, payload: e.value, reason: problems[i].join('; ') }] : []));
-    await deadLetter(input, invalid);
-    for (const e of invalid) reasons.set(e.offset, e.reason);
+    for (const e of await deadLetterInvalid(input, events, input.consumers ?? [], input.unrouted)) reasons.set(e.offset, e.reason);
     return reasons;
   }
 
@@ -260,15 +269,7 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
       const to = Math.min(head.last, after + plan.batchMax);
       const events = await inbound.readPayloads(input.eventType, input.partition, after + 1, to);
       batchSize.observe({ event_type: input.eventType }, events.length);
-      const problems =
-        plan.unrouted !== undefined
-          ? events.map(() => [plan.unrouted!])
-          : validate(
-              events.map((e) => e.value),
-              await checked(models, plan.consumers),
-            );
-      const invalid = events.flatMap((e, i) => (problems[i].length > 0 ? [{ id: e.id, offset: e.offset, payload: e.value, reason: problems[i].join('; ') }] : []));
-      await deadLetter(input, invalid);
+      const invalid = await deadLetterInvalid(input, events, plan.consumers, plan.unrouted);
       return { after, to, count: events.length, head: head.last, invalid: invalid.map((e) => e.offset), consumers: plan.consumers, policy: plan.policy };
     },
 
