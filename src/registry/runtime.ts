@@ -9,10 +9,31 @@ import type { FeatureSpec, ResolvedSpec } from './spec.ts';
 import type { ModelStore, ModelVersion } from './store.ts';
 import { ModelResolver } from './resolver.ts';
 
+/**
+ * What scoring a batch of records answers. Every lane reads it (web service, CLI, batch runs,
+ * stream consumers).
+ *
+ * - Regression models (and any spec naming one `output`): `predictions` only, exactly as before;
+ *   the classifier fields are absent.
+ * - Classifiers (a label tensor and a probabilities tensor, e.g. skl2onnx with zipmap=False):
+ *   `classes`, `labels` and `probabilities` are set too, and `predictions` still holds one
+ *   number per accepted record: the predicted label itself when the class labels are numbers,
+ *   otherwise the label's position in `classes`. So code that only knows `predictions` (drift
+ *   profiles, a policy threshold, a batch `prediction` column) keeps working on classifiers.
+ *
+ * Rejected records are null in `predictions` and `labels`, and NaN across their row of
+ * `probabilities`.
+ */
 export interface PredictResult {
   /** One entry per input record, in order; null where the record was rejected. */
   predictions: Array<number | null>;
   errors: RecordError[];
+  /** Classifiers: the class labels stored with the version, in the column order of `probabilities`. */
+  classes?: Array<string | number>;
+  /** Classifiers: the predicted label of each record, in order; null where the record was rejected. */
+  labels?: Array<string | number | null>;
+  /** Classifiers: records × classes.length probabilities, row-major (record i, class c at i * classes.length + c). */
+  probabilities?: Float32Array;
 }
 
 export function sha256(bytes: Uint8Array): string {
