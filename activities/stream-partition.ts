@@ -32,7 +32,8 @@ import type {
 import { decide, rejection } from '../src/streaming/policy.ts';
 import { consumerTaskQueue, loadRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
 import type { StreamingSettings } from '../src/streaming/settings.ts';
-import { decisionRecordId, predictionRecordId, type ConsumerOutcome, type Decision, type PredictionRecord } from '../src/streaming/types.ts';
+import { appendBatchRecord, pendingRanges, rangePredictions } from '../src/streaming/prediction-batches.ts';
+import { decisionRecordId, type ConsumerOutcome, type Decision } from '../src/streaming/types.ts';
 
 export interface PartitionActivityDeps {
   pool: Pool;
@@ -106,29 +107,12 @@ export function createConsumerBatchActivities({ models, settings, inbound }: Pic
         events.map((e) => e.value as Record<string, unknown>),
       );
       const failed = errors.map((e) => ({ offset: events[e.index].offset, reason: `${model.name}@${model.version} rejected the features: ${e.field}: ${e.reason}` }));
-      const time = new Date().toISOString();
-      const backend = await settings.backend();
-      const appends: Promise<{ created: boolean }>[] = [];
-      events.forEach((e, i) => {
-        const prediction = predictions[i];
-        if (prediction === null) return;
-        const record: PredictionRecord = {
-          id: predictionRecordId(input.eventType, e.id, input.consumer),
-          eventId: e.id,
-          eventType: input.eventType,
-          consumer: input.consumer,
-          model: { name: model.name, version: model.version },
-          prediction,
-          time,
-        };
-        appends.push(backend.append('predictions', record.id, record));
-      });
-      const stored = await Promise.all(appends);
-      const created = stored.filter((s) => s.created).length;
+      const scored = events.flatMap((e, i) => (predictions[i] === null ? [] : [{ offset: e.offset, id: e.id, prediction: predictions[i] }]));
+      const created = await appendBatchRecord(await settings.backend(), input, { name: model.name, version: model.version }, scored);
       predictionsTotal.inc({ ...labels, status: 'ok' }, created);
-      if (stored.length > created) predictionsTotal.inc({ ...labels, status: 'duplicate' }, stored.length - created);
+      if (scored.length > created) predictionsTotal.inc({ ...labels, status: 'duplicate' }, scored.length - created);
       if (failed.length > 0) predictionsTotal.inc({ ...labels, status: 'error' }, failed.length);
-      return { scored: stored.length, failed, ...(invalid ? { invalid } : {}) };
+      return { scored: scored.length, failed, ...(invalid ? { invalid } : {}) };
     },
   };
 }
@@ -242,7 +226,9 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
         }
       }
       partitionLag.set({ event_type: input.eventType, partition: String(input.partition) }, head.last - head.committed);
-      return { head: head.last, committed: head.committed, plan };
+      if (!input.recover) return { head: head.last, committed: head.committed, plan };
+      const consumers = plan.consumers.map((c) => c.name);
+      return { head: head.last, committed: head.committed, plan, pending: await pendingRanges(await settings.backend(), input, consumers, head.committed) };
     },
 
     /** (claim loop) Resolves once the partition has events after `after`, or after waitMs. */
@@ -287,22 +273,23 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
       const backend = await settings.backend();
       const reasons = rangeLoop ? await invalidEvents(input) : await claimedInvalid(input, events);
       const valid = events.filter((e) => !reasons.has(e.offset));
-      const wanted = input.outcomes.filter((o) => o.status === 'ok').flatMap((o) => valid.map((e) => predictionRecordId(input.eventType, e.id, o.consumer)));
-      const predictions = await backend.find<PredictionRecord>('predictions', wanted);
+      const answered = input.outcomes.filter((o) => o.status === 'ok').map((o) => o.consumer);
+      const predictions = await rangePredictions(backend, input, answered, valid);
       const failedBy = new Map(input.outcomes.map((o) => [o.consumer, new Map(o.status === 'ok' ? o.failed.map((f) => [f.offset, f.reason]) : [])]));
       const now = new Date();
-      const decisions: Decision[] = events.map((e) => {
+      const range = { partition: input.partition, from: input.from, to: input.to };
+      const decisions: Decision[] = events.map((e): Decision => {
         const event = { id: e.id, type: input.eventType };
         const invalid = reasons.get(e.offset);
-        if (invalid !== undefined) return rejection(event, [invalid], now);
+        if (invalid !== undefined) return { ...rejection(event, [invalid], now), range };
         const outcomes: ConsumerOutcome[] = input.outcomes.map((o) => {
           if (o.status === 'missing') return { consumer: o.consumer, status: 'missing', required: o.required, reason: o.reason };
-          const record = predictions.get(predictionRecordId(input.eventType, e.id, o.consumer));
+          const record = predictions.get(o.consumer)?.get(e.offset);
           if (record) return { consumer: o.consumer, status: 'ok', prediction: record.prediction, model: record.model };
           const reason = failedBy.get(o.consumer)?.get(e.offset) ?? 'no prediction was stored';
           return { consumer: o.consumer, status: 'missing', required: o.required, reason };
         });
-        return decide(event, input.policy, outcomes, now);
+        return { ...decide(event, input.policy, outcomes, now), range };
       });
       const stored = await Promise.all(decisions.map((d) => backend.append('decisions', d.id, d)));
       for (const s of stored) {

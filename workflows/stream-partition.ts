@@ -186,10 +186,17 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
       head = Math.max(head, progress.head);
       plan = progress.plan;
     };
-    const start = await watchPartition({ ...ref, after: committed ?? 0, waitMs: 0 });
+    // A run started afresh sends the ranges its predecessor left undecided first, exactly as
+    // they were: their consumers' prediction records are keyed by range.
+    const start = await watchPartition({ ...ref, after: committed ?? 0, waitMs: 0, ...(input.committed === undefined ? { recover: true } : {}) });
     committed ??= start.committed;
     claimed = committed;
     progressed(start);
+    for (const range of start.pending ?? []) {
+      if (range.after !== claimed) break;
+      dispatch({ ...range, invalid: [], consumers: plan!.consumers, policy: plan!.policy }, { plan: plan!, progressed, decide, deliver });
+      claimed = range.to;
+    }
     // Each batch and each watch adds a handful of history events: both count toward the run's bound.
     for (let steps = 0; steps < CLAIMS_PER_RUN && !workflowInfo().continueAsNewSuggested; steps++) {
       if (head > claimed && inFlight.size < MAX_IN_FLIGHT) {

@@ -8,6 +8,7 @@ import { untilSignal } from './signals.ts';
 import { followStream } from '../streaming/follow.ts';
 import { streamsStatus } from '../streaming/streams-status.ts';
 import { subscribe } from '../streaming/subscriber.ts';
+import { perEvent } from '../streaming/prediction-batches.ts';
 import { STREAM_NAMES, type Decision, type PredictionRecord, type StreamName } from '../streaming/types.ts';
 import { withOutputOptions, type OutputFlags } from './output.ts';
 import type { StoredRecord } from '../streaming/backend.ts';
@@ -55,7 +56,9 @@ function printer(stream: StreamName, flags: OutputFlags): (records: StoredRecord
       );
       header = false;
     }
-    for (const r of records)
+    // A batched-mode prediction record holds a range's predictions: a table row per event.
+    const rows = json || stream !== 'predictions' ? records : records.flatMap((r) => perEvent(r.value as PredictionRecord).map((value) => ({ ...r, value })));
+    for (const r of rows)
       process.stdout.write(
         json
           ? JSON.stringify(r) + '\n'

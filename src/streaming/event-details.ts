@@ -6,6 +6,7 @@ import type { Pool } from '../db/pool.ts';
 import type { StreamBackend } from './backend.ts';
 import type { InboundLog } from './inbound-log.ts';
 import { partitionWorkflowId } from './partition-types.ts';
+import { findBatchChain } from './prediction-batches.ts';
 import type { Routing } from './routing.ts';
 import { decisionRecordId, eventWorkflowId, predictionRecordId, type Decision, type ModelId, type PredictionRecord } from './types.ts';
 
@@ -64,7 +65,7 @@ export async function eventDetails(deps: EventDetailsDeps, eventType: string, ev
   for (const name of decision?.missing ?? []) consumers.add(name);
   const ids = [...consumers].map((c) => predictionRecordId(eventType, eventId, c));
   const found = ids.length === 0 ? new Map<string, PredictionRecord>() : await deps.backend.find<PredictionRecord>('predictions', ids);
-  const predictions = ids
+  let predictions = ids
     .map((id) => found.get(id))
     .filter((p): p is PredictionRecord => p !== undefined)
     .map((p) => ({ consumer: p.consumer, model: p.model, prediction: p.prediction, time: p.time }));
@@ -73,6 +74,18 @@ export async function eventDetails(deps: EventDetailsDeps, eventType: string, ev
   let workflow: EventDetails['workflow'];
   if (place) {
     const head = await deps.inbound.head(eventType, place.partition);
+    // Batched mode keeps a consumer's predictions per range: the decision names the range;
+    // an undecided event's range is on the chain after the committed offset.
+    const from = decision?.range?.from ?? (head.committed < place.offset ? head.committed + 1 : undefined);
+    if (predictions.length === 0 && from !== undefined) {
+      const chains = await findBatchChain(deps.backend, { eventType, partition: place.partition }, [...consumers], from, place.offset);
+      predictions = [...chains.values()].flatMap((chain) =>
+        chain.flatMap((r) => {
+          const i = r.offsets.indexOf(place.offset);
+          return i < 0 ? [] : [{ consumer: r.consumer, model: r.model, prediction: r.predictions[i], time: r.time }];
+        }),
+      );
+    }
     log = {
       partition: place.partition,
       offset: place.offset,

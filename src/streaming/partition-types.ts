@@ -48,12 +48,16 @@ export interface PartitionProgress {
   /** The last decided offset. */
   committed: number;
   plan: PartitionPlan;
+  /** (recover) Ranges after `committed` that a predecessor sent its consumers and never decided. */
+  pending?: Array<{ after: number; to: number }>;
 }
 
 export interface WatchInput extends PartitionRef {
   /** Answer as soon as the log has an event after this offset (after the route's linger). */
   after: number;
   waitMs: number;
+  /** A run started afresh (not continued as new): also report the predecessor's pending ranges. */
+  recover?: boolean;
 }
 
 /** (legacy claim loop) */

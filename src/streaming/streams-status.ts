@@ -117,7 +117,8 @@ async function recentCounts(
     typeFilter = ` AND record->>'eventType' = $4`;
   }
   const { rows } = await pool.query(
-    `SELECT record->>'${field}' AS k, count(*)::int AS n FROM stream_records
+    // A batched-mode prediction record counts its predictions.
+    `SELECT record->>'${field}' AS k, sum(coalesce(jsonb_array_length(record->'offsets'), 1))::int AS n FROM stream_records
      WHERE stream = $1 AND stream_offset > $2 AND appended_at > now() - make_interval(secs => $3)${typeFilter}
      GROUP BY 1`,
     params,

@@ -33,9 +33,14 @@ export interface ConsumerPlan {
 
 export type Comparison = 'gt' | 'gte' | 'lt' | 'lte';
 
+export type Thresholds = Partial<Record<Comparison, number>>;
+
+/** On a consumer's prediction (`{"gt": 30}`), and/or on a classifier's probability of one class (`{"proba.1": {"gt": 0.8}}`). */
+export type Condition = Thresholds & { [proba: `proba.${string}`]: Thresholds };
+
 export interface PolicyRule {
-  /** Every condition must hold: consumer → comparison → threshold. */
-  when: Record<string, Partial<Record<Comparison, number>>>;
+  /** Every condition must hold: consumer → comparison → threshold, or consumer → proba.<class> → comparison → threshold. */
+  when: Record<string, Condition>;
   action: string;
   reason: string;
 }
@@ -53,10 +58,15 @@ export interface PredictionRecord {
   consumer: string;
   model: ModelId;
   prediction: number;
+  /** Classifiers: the predicted label and the probability of each class, keyed by class label. */
+  label?: string | number;
+  probabilities?: Record<string, number>;
   time: string;
 }
 
-export type ConsumerOutcome = { consumer: string; status: 'ok'; prediction: number; model: ModelId } | { consumer: string; status: 'missing'; required: boolean; reason: string };
+export type ConsumerOutcome =
+  | { consumer: string; status: 'ok'; prediction: number; model: ModelId; label?: string | number; probabilities?: Record<string, number> }
+  | { consumer: string; status: 'missing'; required: boolean; reason: string };
 
 export type DecisionStatus = 'decided' | 'failed' | 'rejected';
 
@@ -69,8 +79,13 @@ export interface Decision {
   action: string | null;
   reasons: string[];
   predictions: Record<string, number>;
+  /** Classifier consumers: consumer → label, and consumer → class label → probability. */
+  labels?: Record<string, string | number>;
+  probabilities?: Record<string, Record<string, number>>;
   missing: string[];
   time: string;
+  /** Batched mode: the offset range the event was decided in (its consumers' prediction records start at `from`). */
+  range?: { partition: number; from: number; to: number };
 }
 
 export const STREAM_NAMES = ['predictions', 'decisions'] as const;

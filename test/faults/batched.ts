@@ -9,6 +9,7 @@ import { createPool, type Pool } from '../../src/db/pool.ts';
 import { PostgresInboundLog } from '../../src/streaming/inbound-log.ts';
 import { EventIngress } from '../../src/streaming/ingress.ts';
 import { partitionWorkflowId } from '../../src/streaming/partition-types.ts';
+import { perEvent } from '../../src/streaming/prediction-batches.ts';
 import type { RoutingInput } from '../../src/streaming/routing.ts';
 import { streamingSettings } from '../../src/streaming/settings.ts';
 import { uniqueName } from '../helpers.ts';
@@ -153,10 +154,9 @@ export interface BatchedCheck {
 export async function checkBatchedStream(pool: Pool, deployment: Deployment): Promise<BatchedCheck> {
   const log = `${deployment.streamNamespace}.${EVENT_TYPE}`;
   const inbound = new Set<string>((await pool.query('SELECT event_id FROM inbound_events WHERE log = $1', [log])).rows.map((r) => r.event_id));
-  const { rows: p } = await pool.query(
-    `SELECT record->>'eventId' AS event, record->>'consumer' AS consumer, (record->>'prediction')::float8 AS prediction FROM stream_records WHERE stream = $1`,
-    [`${deployment.streamNamespace}.predictions`],
-  );
+  // Batched mode stores each consumer's predictions of a range as one record: one entry per event here.
+  const { rows: records } = await pool.query('SELECT record FROM stream_records WHERE stream = $1', [`${deployment.streamNamespace}.predictions`]);
+  const p = records.flatMap((r) => perEvent(r.record).map((e) => ({ event: e.eventId, consumer: e.consumer, prediction: e.prediction })));
   const { rows: d } = await pool.query(
     `SELECT record->>'eventId' AS event, record->>'status' AS status, record->'missing' AS missing, record->'predictions' AS predictions FROM stream_records WHERE stream = $1`,
     [`${deployment.streamNamespace}.decisions`],

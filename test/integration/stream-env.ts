@@ -15,6 +15,8 @@ import { EventIngress } from '../../src/streaming/ingress.ts';
 import { streamingSettings, type StreamingSettings } from '../../src/streaming/settings.ts';
 import { createConsumerWorkers, createEventWorker, createPartitionActivityWorker, type StreamingWorkerDeps } from '../../src/streaming/workers.ts';
 import type { RouteInput } from '../../src/streaming/routing.ts';
+import { perEvent, type PredictionBatchRecord } from '../../src/streaming/prediction-batches.ts';
+import type { PredictionRecord } from '../../src/streaming/types.ts';
 import { registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
@@ -170,6 +172,13 @@ export async function readAll<T>(backend: StreamBackend, stream: 'predictions' |
     if (page.length === 0) return all;
     all.push(...page);
   }
+}
+
+/** A rig's predictions stream as one entry per event and consumer (batched mode stores them per range). */
+export async function readPredictions(backend: StreamBackend): Promise<Array<{ offset: number; id: string; value: PredictionRecord }>> {
+  return (await readAll<PredictionRecord | PredictionBatchRecord>(backend, 'predictions')).flatMap((r) =>
+    perEvent(r.value).map((value) => ({ offset: r.offset, id: value.id, value })),
+  );
 }
 
 export function ride(i: number) {

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventIngress } from '../../src/streaming/ingress.ts';
 import { NatsStreamBackend, natsNames } from '../../src/streaming/nats-backend.ts';
 import { NatsInboundLog } from '../../src/streaming/nats-inbound-log.ts';
-import type { Decision, PredictionRecord } from '../../src/streaming/types.ts';
+import type { Decision } from '../../src/streaming/types.ts';
 import { openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
-import { inParallel, openStreamRig, readAll, registerRideModels, ride, rideRoute, type StreamTestRig } from './stream-env.ts';
+import { inParallel, openStreamRig, readAll, readPredictions, registerRideModels, ride, rideRoute, type StreamTestRig } from './stream-env.ts';
 
 const NATS = '127.0.0.1:4222';
 const EVENTS = 5_000;
@@ -56,7 +56,7 @@ describe('batched fan-out on JetStream (inbound log and streams)', () => {
     console.log(`JetStream batched: ${EVENTS} events decided in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     const decisions = await readAll<Decision>(rig.backend, 'decisions');
-    const predictions = await readAll<PredictionRecord>(rig.backend, 'predictions');
+    const predictions = await readPredictions(rig.backend);
     expect(predictions.length).toBe(3 * EVENTS);
     expect(new Set(predictions.map((p) => p.id)).size).toBe(3 * EVENTS);
     expect(new Set(decisions.map((d) => d.value.eventId))).toEqual(new Set(ids));
@@ -75,7 +75,7 @@ describe('batched fan-out on JetStream (inbound log and streams)', () => {
     expect(again.every((r) => offsets.get(r.eventId) === `${r.partition}:${r.offset}`)).toBe(true);
     await new Promise((r) => setTimeout(r, 1_000));
     expect((await readAll(rig.backend, 'decisions')).length).toBe(EVENTS);
-    expect((await readAll(rig.backend, 'predictions')).length).toBe(3 * EVENTS);
+    expect((await readPredictions(rig.backend)).length).toBe(3 * EVENTS);
     expect([...(await rig.inbound.partitions('ride_started')).values()].reduce((n, h) => n + h.last, 0)).toBe(EVENTS);
   });
 
@@ -104,7 +104,7 @@ describe('batched fan-out on JetStream: bad input', () => {
     for (const id of ids.filter((_, i) => i !== 10)) expect(byId.get(id)!.status === 'done' && (byId.get(id) as { decision: Decision }).decision.status).toBe('decided');
     const { rows } = await env.pool.query('SELECT reason FROM dead_letters WHERE event_type = $1 AND event_id = $2', ['ride_started', ids[10]]);
     expect(rows[0].reason).toMatch(/PULocationID|DOLocationID|trip_distance/);
-    const predictions = await readAll<PredictionRecord>(rig.backend, 'predictions');
+    const predictions = await readPredictions(rig.backend);
     expect(predictions.filter((p) => p.value.eventId === ids[10])).toHaveLength(0);
     expect(predictions.filter((p) => p.value.eventId.startsWith(`${tag}-`))).toHaveLength(60);
   });
