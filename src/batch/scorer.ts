@@ -4,15 +4,16 @@ import os from 'node:os';
 import { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
-import Cursor from 'pg-cursor';
-import pg from 'pg';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { from as copyFrom } from 'pg-copy-streams';
+import type pg from 'pg';
 import type { Pool } from '../db/pool.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
-import { csvField, csvText } from './csv.ts';
+import { csvText } from './csv.ts';
+import { ColumnBatch, copyColumns, int64Text, planColumns, rowViews } from './columns.ts';
+import { LeanRows, MappedRows, type Scored } from './copy-out.ts';
 import { mergeStats, StatsAccumulator, type RunStats } from './stats.ts';
-import { JobError, quoteIdent, quoteTable, type BatchJob } from './job.ts';
+import { JobError, quoteIdent, quoteTable, targetColumns, type BatchJob } from './job.ts';
 import { recordChunkCommitted } from '../observability/batch-metrics.ts';
 import { DataPlane } from '../inference/data-plane.ts';
 import { DriftAccumulator, mergePartials, type DriftPartial } from '../monitoring/histograms.ts';
@@ -37,18 +38,6 @@ export interface ChunkCounts {
 /** Which process scored a chunk (visible in batch_chunks.scored_by). */
 const SCORER_IDENTITY = `${os.hostname()}:${process.pid}`;
 
-/**
- * How the chunk's cursor parses column values: as pg does, except timestamps, which stay the
- * database's text (UTC sessions, no zone suffix for timestamp without time zone). They go
- * back into COPY as they came, and a Date per row is garbage that outlives the sub-batch.
- */
-const ROW_TYPES = {
-  getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (oid === pg.types.builtins.TIMESTAMP || oid === pg.types.builtins.TIMESTAMPTZ) return (value: string) => value;
-    return pg.types.getTypeParser(oid, format);
-  },
-};
-
 /** Rows are mapped and scored in sub-batches this size, yielding to the event loop between them. */
 const SUB_BATCH = 8192;
 
@@ -58,6 +47,31 @@ const plane = new DataPlane({ lane: 'batch', sliceRecords: SUB_BATCH });
 function sourceColumns(job: BatchJob, model: LoadedModel): string[] {
   const { idColumn, timestampColumn, actualColumn, passthrough } = job.source;
   return [...new Set([idColumn, timestampColumn, ...(actualColumn ? [actualColumn] : []), ...passthrough, ...model.mapper.requiredFields()])];
+}
+
+/** Today's full layout, for a target of the user's without a column mapping. */
+const FULL_LAYOUT = `(job text NOT NULL, entity_id bigint NOT NULL, prediction double precision NOT NULL, actual double precision,
+  event_time timestamp, passthrough jsonb, model_name text NOT NULL, model_version integer NOT NULL, run_id text NOT NULL,
+  scored_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (job, entity_id))`;
+
+/**
+ * `predictions` is always there. A target with a column mapping must exist with the mapped
+ * columns (it is the user's table); one without is created in the full layout when missing.
+ */
+async function prepareTarget(pool: Pool, job: BatchJob, target: string): Promise<void> {
+  if (job.target === 'predictions') return;
+  if (!job.targetColumns) {
+    await pool.query(`CREATE TABLE IF NOT EXISTS ${target} ${FULL_LAYOUT}`);
+    return;
+  }
+  const exists = await pool.query('SELECT to_regclass($1) AS oid', [target]);
+  if (!exists.rows[0].oid) throw new JobError(`target table ${job.target} does not exist: create it, or leave targetColumns out to have mldeploy create one`);
+  const probe = await pool.query(`SELECT * FROM ${target} LIMIT 0`);
+  const present = new Set(probe.fields.map((f) => f.name));
+  const missing = targetColumns(job)
+    .map((m) => m.column)
+    .filter((c) => !present.has(c));
+  if (missing.length) throw new JobError(`target table ${job.target} lacks column(s) ${missing.join(', ')} named in targetColumns`);
 }
 
 /**
@@ -75,7 +89,7 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
   const present = new Set(probe.fields.map((f) => f.name));
   const missing = columns.filter((c) => !present.has(c));
   if (missing.length) throw new JobError(`source table ${job.source.table} lacks column(s) ${missing.join(', ')} (needed by the job or by model ${model.name}@${model.version})`);
-  if (job.target !== 'predictions') await pool.query(`CREATE TABLE IF NOT EXISTS ${target} (LIKE predictions INCLUDING ALL)`);
+  await prepareTarget(pool, job, target);
 
   const id = quoteIdent(job.source.idColumn);
   const ts = quoteIdent(job.source.timestampColumn);
@@ -122,19 +136,31 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
   }
 }
 
+/** A value as an SQL literal (COPY takes no parameters). */
+function literal(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+function integerLiteral(value: unknown): string {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new Error(`not an integer key: ${String(value)}`);
+  return String(n);
+}
+
 /**
  * Scores one chunk and replaces its predictions and rejected rows in one transaction, so
- * a retried chunk never duplicates or loses a row. Rows stream through in sub-batches (a
- * cursor in, COPY out), so memory stays flat whatever the chunk size.
+ * a retried chunk never duplicates or loses a row. Rows stream through in sub-batches
+ * (binary COPY out of the source into columns, COPY into the target), so memory stays flat
+ * whatever the chunk size.
  */
 export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, model: LoadedModel, heartbeat: () => void = () => {}, signal?: AbortSignal): Promise<ChunkCounts> {
   const { job, window } = ctx;
-  const chunk = await pool.query('SELECT c.key_lo, c.key_hi, r.reference FROM batch_chunks c JOIN batch_runs r USING (run_id) WHERE c.run_id = $1 AND c.chunk_no = $2', [
+  const chunk = await pool.query('SELECT c.key_lo, c.key_hi, r.reference, r.run_key FROM batch_chunks c JOIN batch_runs r USING (run_id) WHERE c.run_id = $1 AND c.chunk_no = $2', [
     ctx.runId,
     chunkNo,
   ]);
   if (!chunk.rows[0]) throw new JobError(`run ${ctx.runId} has no chunk ${chunkNo}`);
-  const { key_lo: lo, key_hi: hi } = chunk.rows[0];
+  const { key_lo: lo, key_hi: hi, run_key: runKey } = chunk.rows[0];
   const reference: Profile | null = chunk.rows[0].reference;
   const drift = reference ? new DriftAccumulator(reference, model) : null;
   const { idColumn, timestampColumn, actualColumn, passthrough } = job.source;
@@ -142,15 +168,29 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
   const ts = quoteIdent(timestampColumn);
   const source = quoteTable(job.source.table);
   const target = quoteTable(job.target);
+  const lean = job.target === 'predictions';
+  const mapping = lean ? [] : targetColumns(job);
   const range = [job.name, lo, hi, window.from, window.to];
   const head = `${csvText(job.name)},`;
-  const tail = `,${csvText(ctx.model.name)},${ctx.model.version},${csvText(ctx.runId)}\n`;
+
+  // The source's column types decide how each column travels in binary COPY.
+  const probe = await pool.query(`SELECT ${sourceColumns(job, model).map(quoteIdent).join(', ')} FROM ${source} LIMIT 0`);
+  const plans = planColumns(probe.fields, idColumn, timestampColumn);
+  const batch = new ColumnBatch(plans, SUB_BATCH);
+  const views = rowViews(plans, { batch }, SUB_BATCH);
+  const rowSource = {
+    key: batch.column(idColumn),
+    time: batch.column(timestampColumn),
+    actual: actualColumn ? batch.column(actualColumn) : null,
+    passthrough: passthrough.map((c) => batch.column(c)),
+  };
+  const mappedRows = lean ? null : new MappedRows(mapping, rowSource, batch, { job: job.name, modelName: ctx.model.name, modelVersion: ctx.model.version, runId: ctx.runId });
 
   const reader = await pool.connect();
   const writer = await pool.connect();
-  // A cursor read on a connection that dies in between never settles: turn the loss of
-  // either connection into an error, so the chunk fails (and is retried) instead of hanging
-  // with its pool clients.
+  // A read on a connection that dies in between may never settle: turn the loss of either
+  // connection into an error, so the chunk fails (and is retried) instead of hanging with
+  // its pool clients.
   let onLost: (err?: Error) => void = () => {};
   const connectionLost = new Promise<never>((_, reject) => {
     onLost = (err?: Error) => reject(err ?? new Error('the database connection closed'));
@@ -159,54 +199,63 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
   for (const client of [reader, writer]) client.once('error', onLost).once('end', onLost);
   let failed = false;
   try {
-    const cursor = reader.query(
-      new Cursor(
-        `SELECT ${sourceColumns(job, model).map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN $1 AND $2 AND ${ts} >= $3 AND ${ts} < $4`,
-        [lo, hi, window.from, window.to],
-        { types: ROW_TYPES },
-      ),
-    );
     await writer.query('BEGIN');
-    await writer.query(`DELETE FROM ${target} WHERE job = $1 AND entity_id BETWEEN $2 AND $3 AND event_time >= $4 AND event_time < $5`, range);
+    await deleteChunk(writer, job, target, mapping, range);
     await writer.query(
       `DELETE FROM rejected_rows r USING ${source} s
        WHERE r.job = $1 AND r.entity_id BETWEEN $2 AND $3 AND s.${id} = r.entity_id AND s.${ts} >= $4 AND s.${ts} < $5`,
       range,
     );
-    const copy = writer.query(
-      copyFrom(`COPY ${target} (job, entity_id, prediction, actual, event_time, passthrough, model_name, model_version, run_id) FROM STDIN WITH (FORMAT csv)`),
-    );
-    const copied = finished(copy);
-    copied.catch(() => {}); // awaited below; this keeps an early failure from going unhandled
+    // The COPY starts with the first scored sub-batch: a classifier's result says whether
+    // there are labels (and probabilities) to store.
+    let leanRows = null as LeanRows | null;
+    let copy = null as ReturnType<typeof copyFrom> | null;
+    let copied: Promise<void> = Promise.resolve();
+    const startCopy = (first: Scored) => {
+      if (lean) leanRows = new LeanRows(runKey, rowSource, { label: first.labels !== undefined, probabilities: job.probabilities && first.probabilities !== undefined });
+      const columns = (leanRows ?? mappedRows)!.columns.map(quoteIdent).join(', ');
+      const stream = writer.query(copyFrom(lean ? `COPY batch_predictions (${columns}) FROM STDIN (FORMAT binary)` : `COPY ${target} (${columns}) FROM STDIN WITH (FORMAT csv)`));
+      copied = finished(stream);
+      copied.catch(() => {}); // awaited below; this keeps an early failure from going unhandled
+      if (lean) stream.write(LeanRows.header());
+      return stream;
+    };
     const stats = new StatsAccumulator();
     const rejectedLines: string[] = [];
-    let read = 0;
-    for (;;) {
-      const batch: Record<string, unknown>[] = await Promise.race([cursor.read(SUB_BATCH), connectionLost]);
-      if (batch.length === 0) break;
-      read += batch.length;
-      const { predictions, errors } = await plane.many(model, batch);
-      let text = '';
-      for (let i = 0; i < batch.length; i++) {
-        const p = predictions[i];
-        const row = batch[i];
-        const actual = actualColumn ? (row[actualColumn] as number | null) : null;
-        drift?.add(row, p, actual);
-        if (p === null) continue;
-        stats.add(p, actual);
-        const extra = passthrough.length ? csvField(Object.fromEntries(passthrough.map((c) => [c, row[c]]))) : '';
-        text += `${head}${row[idColumn]},${p},${csvField(actual)},${csvField(row[timestampColumn])},${extra}${tail}`;
-      }
-      for (const e of errors) rejectedLines.push(`${head}${batch[e.index][idColumn]},${csvText(e.reason)},${csvText(ctx.runId)}\n`);
-      if (copy.errored) throw copy.errored;
-      if (text && !copy.write(text)) await once(copy, 'drain');
-      heartbeat();
-      await yieldToEventLoop();
-      signal?.throwIfAborted(); // cancelled: the transaction rolls back, nothing of the chunk is kept
+    const key = rowSource.key;
+    const actual = rowSource.actual;
+    const select = `SELECT ${plans.map((p) => p.select).join(', ')} FROM ${source}
+      WHERE ${id} BETWEEN ${integerLiteral(lo)} AND ${integerLiteral(hi)} AND ${ts} >= ${literal(window.from)} AND ${ts} < ${literal(window.to)}`;
+    const read = await copyColumns(
+      reader,
+      select,
+      batch,
+      async (rows) => {
+        const records = rows.length === views.length ? views : views.slice(0, rows.length);
+        const scored = await plane.many(model, records);
+        const { predictions, errors } = scored;
+        for (let i = 0; i < rows.length; i++) {
+          const p = predictions[i];
+          const a = actual ? (actual.nulls[i] ? null : actual.plan.kind === 'float' ? actual.f64[i] : records[i][actual.plan.name]) : null;
+          drift?.add(records[i], p, a);
+          if (p !== null) stats.add(p, a as number | null);
+        }
+        for (const e of errors) rejectedLines.push(`${head}${int64Text(key.raw, e.index)},${csvText(e.reason)},${csvText(ctx.runId)}\n`);
+        copy ??= startCopy(scored);
+        if (copy.errored) throw copy.errored;
+        const out = leanRows ? leanRows.encode(rows, scored) : mappedRows!.encode(rows, scored);
+        if (out.length && !copy.write(out)) await Promise.race([once(copy, 'drain'), connectionLost]);
+        heartbeat();
+        await yieldToEventLoop();
+        signal?.throwIfAborted(); // cancelled: the transaction rolls back, nothing of the chunk is kept
+      },
+      (p) => Promise.race([p, connectionLost]),
+    );
+    if (copy) {
+      if (lean) copy.write(LeanRows.trailer());
+      copy.end();
+      await Promise.race([copied, connectionLost]);
     }
-    await cursor.close();
-    copy.end();
-    await copied;
     if (rejectedLines.length)
       await pipeline(Readable.from([rejectedLines.join('')]), writer.query(copyFrom('COPY rejected_rows (job, entity_id, reason, run_id) FROM STDIN WITH (FORMAT csv)')));
     const partial = stats.finish();
@@ -239,6 +288,42 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
     // A connection that failed mid-COPY or mid-transaction is discarded, not reused.
     reader.release(failed);
     writer.release(failed);
+  }
+}
+
+/**
+ * Deletes what an earlier attempt (or an earlier run of the job) stored for the chunk's
+ * rows: by key range and window where the target keeps the event time, else the keys the
+ * source holds in that range and window.
+ */
+async function deleteChunk(writer: pg.PoolClient, job: BatchJob, target: string, mapping: ReturnType<typeof targetColumns>, range: unknown[]): Promise<void> {
+  const [jobName, lo, hi, from, to] = range;
+  if (job.target === 'predictions') {
+    await writer.query(
+      `DELETE FROM batch_predictions p USING batch_runs r
+       WHERE r.job = $1 AND p.run_key = r.run_key AND p.entity_id BETWEEN $2 AND $3 AND p.event_time >= $4 AND p.event_time < $5`,
+      range,
+    );
+    return;
+  }
+  const column = (field: string) => mapping.find((m) => m.field === field)?.column;
+  const entity = quoteIdent(column('entity_id')!);
+  const jobColumn = column('job');
+  const time = column('event_time');
+  const params: unknown[] = [lo, hi, from, to];
+  const ofJob = jobColumn ? ` AND t.${quoteIdent(jobColumn)} = $5` : '';
+  if (jobColumn) params.push(jobName);
+  if (time) {
+    const t = quoteIdent(time);
+    await writer.query(`DELETE FROM ${target} t WHERE t.${entity} BETWEEN $1 AND $2 AND t.${t} >= $3 AND t.${t} < $4${ofJob}`, params);
+  } else {
+    const id = quoteIdent(job.source.idColumn);
+    const ts = quoteIdent(job.source.timestampColumn);
+    await writer.query(
+      `DELETE FROM ${target} t USING ${quoteTable(job.source.table)} s
+       WHERE t.${entity} = s.${id} AND s.${id} BETWEEN $1 AND $2 AND s.${ts} >= $3 AND s.${ts} < $4${ofJob}`,
+      params,
+    );
   }
 }
 
