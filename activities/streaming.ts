@@ -4,7 +4,7 @@
 // Every write is keyed by (event, consumer) or the event, so retries never duplicate.
 import { ApplicationFailure } from '@temporalio/activity';
 import { describeValue } from '../src/registry/features.ts';
-import { DataPlane } from '../src/inference/data-plane.ts';
+import { DataPlane, outcomeOf } from '../src/inference/data-plane.ts';
 import { validatorFor } from '../src/registry/resolver.ts';
 import { ModelNotFoundError } from '../src/registry/store.ts';
 import { callbackRefusal } from '../src/streaming/callback.ts';
@@ -55,10 +55,10 @@ export function createConsumerActivities({ models }: Pick<ActivityDeps, 'models'
 
   async function predictAndAppend(input: PredictInput, labels: { consumer: string; model: string; version: string }): Promise<PredictionRecord> {
     const model = await models.get(input.model);
-    const { predictions, errors } = await plane.many(model, [input.features]);
-    const prediction = predictions[0];
-    if (prediction === null || errors.length > 0) {
-      throw ApplicationFailure.nonRetryable(`${model.name}@${model.version} rejected the features: ${errors.map((e) => e.reason).join('; ')}`, 'FeatureError');
+    const result = await plane.many(model, [input.features]);
+    const outcome = outcomeOf(result, 0);
+    if (!outcome || result.errors.length > 0) {
+      throw ApplicationFailure.nonRetryable(`${model.name}@${model.version} rejected the features: ${result.errors.map((e) => e.reason).join('; ')}`, 'FeatureError');
     }
     const record: PredictionRecord = {
       id: predictionRecordId(input.event.type, input.event.id, input.consumer),
@@ -66,7 +66,9 @@ export function createConsumerActivities({ models }: Pick<ActivityDeps, 'models'
       eventType: input.event.type,
       consumer: input.consumer,
       model: { name: model.name, version: model.version },
-      prediction,
+      prediction: outcome.prediction!,
+      // A classifier's label and class probabilities (the decision policy can test them).
+      ...(outcome.classification ? { label: outcome.classification.label, probabilities: outcome.classification.probabilities } : {}),
       time: new Date().toISOString(),
     };
     const stored = await (await settings.backend()).append('predictions', record.id, record);

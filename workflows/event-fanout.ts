@@ -36,7 +36,8 @@ async function runConsumer(event: StreamEvent, consumer: ConsumerPlan): Promise<
       model: consumer.model,
       features: consumer.features,
     });
-    return { consumer: consumer.name, status: 'ok', prediction: record.prediction, model: record.model };
+    const { label, probabilities } = record;
+    return { consumer: consumer.name, status: 'ok', prediction: record.prediction, model: record.model, ...(probabilities ? { label, probabilities } : {}) };
   } catch (err) {
     return { consumer: consumer.name, status: 'missing', required: consumer.required, reason: failureReason(err) };
   }

@@ -183,6 +183,41 @@ def classifiers() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+def string_classifier() -> None:
+    """Three classes with string labels (LogisticRegression, zipmap=False): a string label output."""
+    rng = np.random.RandomState(11)
+    n = 450
+    df = pd.DataFrame({"x1": rng.normal(0, 1, n), "x2": rng.normal(0, 1, n)})
+    score = 1.2 * df.x1 + 0.8 * df.x2 + rng.normal(0, 0.4, n)
+    y = np.where(score < -0.6, "low", np.where(score > 0.6, "high", "mid"))
+    clf = LogisticRegression(random_state=0)
+    pipe = Pipeline([("scaled", ColumnTransformer([("s", StandardScaler(), ["x1", "x2"])])), ("clf", clf)]).fit(df, y)
+    stabilise(clf)
+    types = [("x1", FloatTensorType([None, 1])), ("x2", FloatTensorType([None, 1]))]
+    onx = convert_sklearn(pipe, name="classifier_strings", initial_types=types, target_opset=TARGET_OPSET,
+                          options={id(clf): {"zipmap": False}})
+    path = write_model("classifier_strings", onx)
+    records = [
+        {"x1": -2.0, "x2": -1.0}, {"x1": -0.3, "x2": 0.1}, {"x1": 0.2, "x2": 0.3},
+        {"x1": 1.5, "x2": 1.0}, {"x1": 0.9, "x2": -0.4}, {"x1": -1.0, "x2": 2.2},
+    ]
+    rec_df = pd.DataFrame(records)
+    proba = pipe.predict_proba(rec_df)
+    feeds = {"x1": col(rec_df.x1, np.float32), "x2": col(rec_df.x2, np.float32)}
+    for c in range(proba.shape[1]):
+        check(path, feeds, [float(v) for v in proba[:, c]], output="probabilities", column=c)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    labels = [str(v) for v in pipe.predict(rec_df)]
+    assert [str(v) for v in sess.run(["label"], feeds)[0].reshape(-1)] == labels
+    write_json("classifier_strings.expected.json", {
+        "records": records,
+        "classes": [str(c) for c in clf.classes_],
+        "labels": labels,
+        "probabilities": [[float(v) for v in row] for row in proba],
+    })
+
+
+# ------------------------------------------------------------------------------------------------
 def dictvectorizer() -> None:
     """DictVectorizer -> LinearRegression: the ONNX input is a map(string, float)."""
     rng = np.random.RandomState(5)
@@ -300,6 +335,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     sk_pipeline()
     classifiers()
+    string_classifier()
     dictvectorizer()
     corrupt()
     plain_linear()

@@ -5,7 +5,7 @@ import { parseJsonOption, positiveInt, printJson, UsageError, withStack } from '
 import { printList, withOutputOptions, type OutputFlags } from './output.ts';
 import { registerModel } from '../registry/register.ts';
 import { ModelCache } from '../registry/runtime.ts';
-import { DataPlane } from '../inference/data-plane.ts';
+import { DataPlane, outcomeOf } from '../inference/data-plane.ts';
 import { importCommand } from './models-import.ts';
 import { followCommand } from './models-follow.ts';
 import type { ModelVersion } from '../registry/store.ts';
@@ -113,7 +113,16 @@ export function modelsCommands(program: Command): void {
         const plane = new DataPlane({ lane: 'cli', resolver: cache.resolver });
         const { model, result } = await plane.predict(ref, records);
         const { predictions, errors } = result;
-        printJson({ model: model.name, version: model.version, predictions, errors });
+        // A classifier adds each record's label and class probabilities (null where rejected), as /v1 does.
+        const classes = result.classes && result.labels ? result.classes : undefined;
+        const classified = classes
+          ? {
+              labels: result.labels,
+              probabilities: predictions.map((p, i) => (p === null ? null : outcomeOf(result, i)!.classification!.probabilities)),
+              classes,
+            }
+          : {};
+        printJson({ model: model.name, version: model.version, predictions, ...classified, errors });
         await cache.release();
         if (errors.length > 0) process.exitCode = 1;
       });

@@ -15,7 +15,9 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import ort from 'onnxruntime-node';
 import type { FeatureRecord, RecordError } from '../registry/features.ts';
 import type { ModelResolver } from '../registry/resolver.ts';
+import { probabilityMap } from '../registry/classifier.ts';
 import type { LoadedModel, PredictResult } from '../registry/runtime.ts';
+import type { ClassLabel } from '../registry/spec.ts';
 import { observeInference, type Lane } from './metrics.ts';
 
 export type { Lane } from './metrics.ts';
@@ -36,7 +38,46 @@ export interface DataPlaneOptions {
   sliceRecords?: number;
 }
 
-export type RecordOutcome = { prediction: number; error?: undefined } | { prediction?: undefined; error: RecordError };
+/** One record's answer; a classifier's also carries its label and class probabilities (PredictResult's contract). */
+export type RecordOutcome = { prediction: number; error?: undefined; classification?: Classification } | { prediction?: undefined; error: RecordError; classification?: undefined };
+
+export interface Classification {
+  label: ClassLabel;
+  /** Keyed by class label, in the classes' order. */
+  probabilities: Record<string, number>;
+}
+
+/** Record i's outcome in a result. */
+export function outcomeOf(result: PredictResult, i: number): RecordOutcome | undefined {
+  const prediction = result.predictions[i];
+  if (prediction === null) return undefined;
+  const { classes, labels, probabilities } = result;
+  if (!classes || !labels || !probabilities) return { prediction };
+  return { prediction, classification: { label: labels[i]!, probabilities: probabilityMap(classes, probabilities, i) } };
+}
+
+/** Joins the results of consecutive slices (`size` records each but the last). */
+export function joinResults(parts: readonly PredictResult[], size: number): PredictResult {
+  if (parts.length === 1) return parts[0];
+  const predictions: Array<number | null> = [];
+  const errors: RecordError[] = [];
+  parts.forEach((part, s) => {
+    for (const p of part.predictions) predictions.push(p);
+    for (const e of part.errors) errors.push({ ...e, index: e.index + s * size });
+  });
+  const classes = parts.find((p) => p.classes && p.classes.length > 0)?.classes ?? parts[0].classes;
+  if (!classes) return { predictions, errors };
+  const width = classes.length;
+  const probabilities = new Float32Array(predictions.length * width).fill(NaN);
+  const labels: Array<ClassLabel | null> = [];
+  let row = 0;
+  for (const part of parts) {
+    for (const l of part.labels ?? []) labels.push(l);
+    if (part.probabilities && part.probabilities.length === part.predictions.length * width) probabilities.set(part.probabilities, row * width);
+    row += part.predictions.length;
+  }
+  return { predictions, errors, classes, labels, probabilities };
+}
 
 /** The batching behaviour of a DynamicBatcher. */
 export interface BatchingOptions {
@@ -190,16 +231,16 @@ export class DataPlane {
   /** One record: through the dynamic batcher when batching is on. */
   async one(model: LoadedModel, record: FeatureRecord): Promise<RecordOutcome> {
     if (this.batching.maxBatch <= 1) {
-      const { predictions, errors } = await this.call(model, [record]);
-      return errors.length ? { error: errors[0] } : { prediction: predictions[0]! };
+      const result = await this.call(model, [record]);
+      return result.errors.length ? { error: result.errors[0] } : outcomeOf(result, 0)!;
     }
     let batcher = this.recordBatchers.get(model);
     if (!batcher) {
       batcher = new DynamicBatcher(this.batching, async (records) => {
-        const { predictions, errors } = await this.call(model, records);
+        const result = await this.call(model, records);
         const outcomes = new Array<RecordOutcome>(records.length);
-        for (const e of errors) outcomes[e.index] = { error: { ...e, index: 0 } };
-        for (let i = 0; i < records.length; i++) if (predictions[i] !== null) outcomes[i] = { prediction: predictions[i]! };
+        for (const e of result.errors) outcomes[e.index] = { error: { ...e, index: 0 } };
+        for (let i = 0; i < records.length; i++) outcomes[i] ??= outcomeOf(result, i)!;
         return outcomes;
       });
       this.recordBatchers.set(model, batcher);
@@ -212,13 +253,7 @@ export class DataPlane {
     if (records.length <= this.sliceRecords) return this.call(model, records);
     const size = this.sliceRecords;
     const parts = await inSlices(records.length, size, signal, (start, end) => this.call(model, records.slice(start, end)));
-    const predictions: Array<number | null> = [];
-    const errors: RecordError[] = [];
-    parts.forEach((part, s) => {
-      for (const p of part.predictions) predictions.push(p);
-      for (const e of part.errors) errors.push({ ...e, index: e.index + s * size });
-    });
-    return { predictions, errors };
+    return joinResults(parts, size);
   }
 
   /**

@@ -1,6 +1,7 @@
 // What a model says about itself: its input and output tensors, read from the ONNX session.
 import type { InferenceSession } from 'onnxruntime-node';
-import { DTYPES, SpecError, type Dtype, type FeatureSpec, type ResolvedSpec } from './spec.ts';
+import { detectClassifier, isLabelOutput, isProbabilitiesOutput } from './classifier.ts';
+import { DTYPES, SpecError, type ClassLabel, type Dtype, type FeatureSpec, type ResolvedSpec } from './spec.ts';
 
 export interface TensorInfo {
   name: string;
@@ -37,11 +38,57 @@ const UNSUPPORTED_OUTPUT =
   "onnxruntime-node can only return tensors. A classifier exported with ZipMap returns a sequence of maps: export it again with skl2onnx's options={id(clf): {'zipmap': False}} to get a probability tensor.";
 
 /**
+ * A classifier's outputs, when the spec names `outputs`, or names no output and the model's
+ * outputs are a label tensor and a probabilities tensor. Its classes: the spec's, else the
+ * graph's (`graphClasses`), else 0..k-1 when the probabilities have a fixed width k.
+ */
+function resolveClassifier(spec: FeatureSpec, meta: ModelMetadata, graphClasses?: ClassLabel[]): ResolvedSpec['classifier'] {
+  const named = spec.outputs;
+  if (named && spec.output.name !== undefined) {
+    throw new SpecError(`the spec names both output (one prediction) and outputs (a classifier's label and probabilities); keep one`);
+  }
+  if (!named && spec.output.name !== undefined) return undefined;
+  const detected = detectClassifier(meta.outputs);
+  if (!named) {
+    if (!detected) return undefined;
+  } else if (!detected && (named.label === undefined || named.probabilities === undefined)) {
+    throw new SpecError(
+      `outputs: the model's outputs (${meta.outputs.map((o) => `${o.name} ${o.type}`).join(', ')}) are not a label and a probabilities tensor; name them with outputs.label and outputs.probabilities`,
+    );
+  }
+  const label = named?.label ?? detected!.label;
+  const probabilities = named?.probabilities ?? detected!.probabilities;
+  const labelInfo = meta.outputs.find((o) => o.name === label);
+  const probInfo = meta.outputs.find((o) => o.name === probabilities);
+  const names = meta.outputs.map((o) => o.name).join(', ');
+  if (!labelInfo) throw new SpecError(`outputs.label: the model has no output '${label}' (outputs: ${names})`);
+  if (!probInfo) throw new SpecError(`outputs.probabilities: the model has no output '${probabilities}' (outputs: ${names})`);
+  if (!isLabelOutput(labelInfo))
+    throw new SpecError(`outputs.label: output '${label}' is ${labelInfo.type} [${labelInfo.shape.join(', ')}]; a label is one int64, int32 or string per record`);
+  if (!isProbabilitiesOutput(probInfo))
+    throw new SpecError(`outputs.probabilities: output '${probabilities}' is ${probInfo.type} [${probInfo.shape.join(', ')}]; probabilities are a float [N, classes] tensor`);
+  const width = fixedColumns(probInfo);
+  let classes = named?.classes ?? graphClasses;
+  if (classes === undefined && width !== undefined) classes = Array.from({ length: width }, (_, i) => i);
+  if (classes && width !== undefined && classes.length !== width) {
+    throw new SpecError(`outputs.classes lists ${classes.length} class label(s), but output '${probabilities}' has ${width} column(s)`);
+  }
+  if (classes) {
+    const numeric = labelInfo.type !== 'string';
+    const wrong = classes.find((c) => (typeof c === 'number') !== numeric);
+    if (wrong !== undefined)
+      throw new SpecError(`outputs.classes: ${JSON.stringify(wrong)} is not a ${numeric ? 'number' : 'string'}, as output '${label}' (${labelInfo.type}) holds`);
+  }
+  return { label, probabilities, ...(classes ? { classes } : {}) };
+}
+
+/**
  * Checks that the model only uses tensors, and completes the spec against the model:
  * without inputs, each model input is fed from the record field of its own name; without
- * an output name, the first output is the prediction.
+ * an output name, the first output is the prediction, unless the model is a classifier
+ * (resolveClassifier).
  */
-export function resolveSpec(spec: FeatureSpec, meta: ModelMetadata): ResolvedSpec {
+export function resolveSpec(spec: FeatureSpec, meta: ModelMetadata, graphClasses?: ClassLabel[]): ResolvedSpec {
   for (const input of meta.inputs) {
     if (input.type === 'non-tensor') throw new SpecError(`model input '${input.name}' is not a tensor. ${UNSUPPORTED_INPUT}`);
     if (!(DTYPES as readonly string[]).includes(input.type)) {
@@ -65,6 +112,11 @@ export function resolveSpec(spec: FeatureSpec, meta: ModelMetadata): ResolvedSpe
     if (k !== undefined && k !== input.fields.length) {
       throw new SpecError(`input '${input.name}' has ${k} columns, but the spec lists ${input.fields.length} field(s)`);
     }
+  }
+
+  const classifier = resolveClassifier(spec, meta, graphClasses);
+  if (classifier) {
+    return { derived: spec.derived, inputs, output: { name: classifier.label, index: 0 }, classifier, example: spec.example, metrics: spec.metrics };
   }
 
   const outputName = spec.output.name ?? meta.outputs[0]?.name;

@@ -41,7 +41,9 @@ export async function validateModel(req: RegisterRequest) {
       if (errors.length > 0) throw new RegistrationError(`the spec's example record is rejected: ${errors[0].reason}`);
       if (!Number.isFinite(predictions[0])) throw new RegistrationError(`the spec's example record gives a non-finite prediction (${predictions[0]})`);
     }
-    return { spec, metadata: model.metadata };
+    // A classifier's outputs and class labels are stored with the version (recognised or read from the graph at registration).
+    const { classifier } = model.spec;
+    return { spec: classifier ? { ...spec, outputs: classifier } : spec, metadata: model.metadata };
   } catch (err) {
     if (err instanceof RegistrationError) throw err;
     throw new RegistrationError(`the model fails on the spec's example record: ${(err as Error).message.split('\n')[0]}`);

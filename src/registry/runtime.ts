@@ -3,9 +3,10 @@
 // recorded sha256 every time a version is loaded.
 import { createHash } from 'node:crypto';
 import ort from 'onnxruntime-node';
+import { classLabelsOf, labelNumber, readClassifier, type ClassifierOutputs } from './classifier.ts';
 import { FeatureMapper, readPredictions, type FeatureRecord, type RecordError } from './features.ts';
 import { readMetadata, resolveSpec, type ModelMetadata } from './metadata.ts';
-import type { FeatureSpec, ResolvedSpec } from './spec.ts';
+import type { ClassLabel, FeatureSpec, ResolvedSpec } from './spec.ts';
 import type { ModelStore, ModelVersion } from './store.ts';
 import { ModelResolver } from './resolver.ts';
 
@@ -67,13 +68,14 @@ export class LoadedModel {
   static async fromBytes(name: string, version: number, bytes: Uint8Array, spec: FeatureSpec, threads: number): Promise<LoadedModel> {
     const session = await createSession(bytes, threads);
     const metadata = readMetadata(session);
-    return new LoadedModel(name, version, session, resolveSpec(spec, metadata), metadata);
+    return new LoadedModel(name, version, session, resolveSpec(spec, metadata, classLabelsOf(bytes)), metadata);
   }
 
   /** Maps and scores one batch in a single onnxruntime call. */
   async predict(records: readonly FeatureRecord[]): Promise<PredictResult> {
     this.lastUsedAt = Date.now();
     const { feeds, accepted, errors } = this.mapper.map(records);
+    if (this.spec.classifier) return this.classify(records.length, feeds, accepted, errors, this.spec.classifier);
     const predictions = new Array<number | null>(records.length).fill(null);
     if (accepted.length > 0) {
       const outputs = await this.session.run(feeds, [this.spec.output.name]);
@@ -86,6 +88,33 @@ export class LoadedModel {
       errors.sort((a, b) => a.index - b.index);
     }
     return { predictions, errors };
+  }
+
+  /** A classifier's batch: label and probabilities per accepted record (PredictResult's contract). */
+  private async classify(n: number, feeds: Record<string, ort.Tensor>, accepted: number[], errors: RecordError[], spec: ClassifierOutputs): Promise<PredictResult> {
+    const predictions = new Array<number | null>(n).fill(null);
+    const labels = new Array<ClassLabel | null>(n).fill(null);
+    if (accepted.length === 0) {
+      const classes = spec.classes ?? [];
+      return { predictions, errors, classes, labels, probabilities: new Float32Array(0) };
+    }
+    const outputs = await this.session.run(feeds, [spec.label, spec.probabilities]);
+    const rows = readClassifier(outputs, spec, accepted.length);
+    const width = rows.classes.length;
+    const probabilities = new Float32Array(n * width).fill(NaN);
+    for (let j = 0; j < accepted.length; j++) {
+      const i = accepted[j];
+      const problem = rows.problems[j];
+      if (problem !== undefined) {
+        errors.push({ index: i, field: spec.label, reason: problem });
+        continue;
+      }
+      labels[i] = rows.labels[j];
+      predictions[i] = labelNumber(rows.labels[j], rows.classes);
+      probabilities.set(rows.probabilities.subarray(j * width, (j + 1) * width), i * width);
+    }
+    errors.sort((a, b) => a.index - b.index);
+    return { predictions, errors, classes: rows.classes, labels, probabilities };
   }
 }
 

@@ -1,6 +1,7 @@
 // Record-level prediction routes: the course-compatible POST /predict, and the generic
 // POST /v1/models/{ref}/predict for one record or a batch.
 import type { FastifyInstance } from 'fastify';
+import { outcomeOf, type RecordOutcome } from '../inference/data-plane.ts';
 import type { FeatureRecord, RecordError } from '../registry/features.ts';
 import { badRequest, errorResponses, tooLongResponse, untilClientGone } from './errors.ts';
 import type { ServeContext } from './context.ts';
@@ -66,8 +67,21 @@ export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Pr
         response: {
           200: {
             type: 'object',
+            description:
+              "A regression model answers model, version and predictions. A classifier adds each record's label, its probability of each class keyed by class label, and the class labels.",
             required: ['model', 'version', 'predictions'],
-            properties: { model: { type: 'string' }, version: { type: 'integer' }, predictions: { type: 'array', items: { type: 'number' } } },
+            properties: {
+              model: { type: 'string' },
+              version: { type: 'integer' },
+              predictions: {
+                type: 'array',
+                items: { type: 'number' },
+                description: "Classifiers: the label when class labels are numbers, otherwise the label's position in classes",
+              },
+              labels: { type: 'array', items: { anyOf: [{ type: 'string' }, { type: 'integer' }] } },
+              probabilities: { type: 'array', items: { type: 'object', additionalProperties: { type: 'number' } } },
+              classes: { type: 'array', items: { anyOf: [{ type: 'string' }, { type: 'integer' }] } },
+            },
           },
           ...errorResponses,
           ...tooLongResponse,
@@ -79,18 +93,28 @@ export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Pr
       request.served = model;
       const batch = Array.isArray(request.body);
       const records = batch ? (request.body as FeatureRecord[]) : [request.body as FeatureRecord];
-      let predictions: number[];
+      let outcomes: RecordOutcome[];
       if (batch) {
         const result = await plane.many(model, records, untilClientGone(reply));
         if (result.errors.length) throw rejected(result.errors, true);
-        predictions = result.predictions as number[];
+        outcomes = records.map((_, i) => outcomeOf(result, i)!);
       } else {
         const outcome = await plane.one(model, records[0]);
         if (outcome.error) throw rejected([outcome.error], false);
-        predictions = [outcome.prediction];
+        outcomes = [outcome];
       }
+      const predictions = outcomes.map((o) => o.prediction!);
       ctx.predictionLog?.add(request.id, model, records, predictions);
-      return { model: model.name, version: model.version, predictions };
+      const classes = model.spec.classifier && outcomes[0]?.classification ? Object.keys(outcomes[0].classification.probabilities) : undefined;
+      if (!classes) return { model: model.name, version: model.version, predictions };
+      return {
+        model: model.name,
+        version: model.version,
+        predictions,
+        labels: outcomes.map((o) => o.classification!.label),
+        probabilities: outcomes.map((o) => o.classification!.probabilities),
+        classes: model.spec.classifier!.classes ?? classes,
+      };
     },
   );
 }

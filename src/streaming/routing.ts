@@ -3,18 +3,14 @@
 // so edits apply to the next event without restarting anything.
 import fs from 'node:fs/promises';
 import { z } from 'zod';
+import { ConditionSchema } from './policy.ts';
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 
-const Threshold = z
-  .object({ gt: z.number(), gte: z.number(), lt: z.number(), lte: z.number() })
-  .partial()
-  .strict()
-  .refine((t) => Object.keys(t).length > 0, 'needs at least one of gt, gte, lt, lte');
-
 const Rule = z
   .object({
-    when: z.record(z.string(), Threshold).refine((w) => Object.keys(w).length > 0, 'needs at least one condition'),
+    /** consumer → thresholds on its prediction, and/or proba.<class> → thresholds (src/streaming/policy.ts). */
+    when: z.record(z.string(), ConditionSchema).refine((w) => Object.keys(w).length > 0, 'needs at least one condition'),
     action: z.string().min(1),
     reason: z.string().min(1),
   })
