@@ -59,6 +59,48 @@ describe('decision policy', () => {
   });
 });
 
+describe('decision policy on class probabilities', () => {
+  const fraud: DecisionPolicy = {
+    rules: [
+      { when: { fraud: { 'proba.1': { gt: 0.8 } } }, action: 'review', reason: 'likely fraud' },
+      { when: { fraud: { 'proba.1': { gt: 0.5 } }, amount: { gt: 1000 } }, action: 'review', reason: 'possible fraud, large amount' },
+      { when: { risk: { 'proba.high': { gte: 0.5 }, lt: 3 } }, action: 'hold', reason: 'high risk' },
+    ],
+    default: 'accept',
+  };
+  const classified = (consumer: string, label: string | number, probabilities: Record<string, number>): ConsumerOutcome => ({
+    consumer,
+    status: 'ok',
+    prediction: typeof label === 'number' ? label : Object.keys(probabilities).indexOf(label),
+    model: { name: consumer, version: 1 },
+    label,
+    probabilities,
+  });
+
+  it('tests one class probability, beside other consumers and the prediction itself', () => {
+    expect(evaluatePolicy(fraud, { fraud: 1 }, { fraud: { 0: 0.1, 1: 0.9 } })).toEqual({ action: 'review', reasons: ['likely fraud'] });
+    expect(evaluatePolicy(fraud, { fraud: 1, amount: 2000 }, { fraud: { 0: 0.4, 1: 0.6 } }).reasons).toEqual(['possible fraud, large amount']);
+    expect(evaluatePolicy(fraud, { fraud: 1, amount: 20 }, { fraud: { 0: 0.4, 1: 0.6 } }).action).toBe('accept');
+    // proba.high and the prediction (the class position of a string label) both hold.
+    expect(evaluatePolicy(fraud, { risk: 0 }, { risk: { high: 0.5, low: 0.2, mid: 0.3 } }).action).toBe('hold');
+    expect(evaluatePolicy(fraud, { risk: 0 }, { risk: { high: 0.4, low: 0.2, mid: 0.4 } }).action).toBe('accept');
+  });
+
+  it('a probability condition on a consumer without that class, or not a classifier, does not hold', () => {
+    expect(evaluatePolicy(fraud, { fraud: 0.95 }).action).toBe('accept');
+    expect(evaluatePolicy(fraud, { fraud: 1 }, { fraud: { no: 0.05, yes: 0.95 } }).action).toBe('accept');
+  });
+
+  it('decisions keep each classifier consumer’s label and probabilities; regression-only decisions have no such fields', () => {
+    const now = new Date('2024-01-01T00:00:00Z');
+    const d = decide({ id: 'p1', type: 'payment' }, fraud, [classified('fraud', 1, { 0: 0.15, 1: 0.85 }), ok('amount', 10)], now);
+    expect(d).toMatchObject({ status: 'decided', action: 'review', predictions: { fraud: 1, amount: 10 }, labels: { fraud: 1 }, probabilities: { fraud: { 0: 0.15, 1: 0.85 } } });
+    const plain = decide({ id: 'e1', type: 'ride_started' }, policy, [ok('duration', 10)], now);
+    expect(Object.keys(plain)).not.toContain('labels');
+    expect(Object.keys(plain)).not.toContain('probabilities');
+  });
+});
+
 describe('routing file', () => {
   it('the shipped config/routing.json is valid: ride_started fans out to duration, fare and tip', () => {
     const routing = parseRouting(JSON.parse(fs.readFileSync('config/routing.json', 'utf8')));
@@ -93,6 +135,16 @@ describe('routing file', () => {
     ],
     [{ events: { x: { consumers: [{ name: 'a', model: 'm' }], decision: { rules: [{ when: { a: { above: 1 } }, action: 'r', reason: 'r' }], default: 'a' } } } }, /above/],
     [{ events: { x: { consumers: [{ name: 'a', model: 'm', timeoutMs: -1 }], decision: { rules: [], default: 'a' } } } }, /timeoutMs/],
+    [
+      { events: { x: { consumers: [{ name: 'a', model: 'm' }], decision: { rules: [{ when: { a: { 'proba.1': { above: 1 } } }, action: 'r', reason: 'r' }], default: 'a' } } } },
+      /when.a.proba.1/,
+    ],
+    [{ events: { x: { consumers: [{ name: 'a', model: 'm' }], decision: { rules: [{ when: { a: { 'proba.1': 0.8 } }, action: 'r', reason: 'r' }], default: 'a' } } } }, /proba.1/],
+    [
+      { events: { x: { consumers: [{ name: 'a', model: 'm' }], decision: { rules: [{ when: { a: { gt: 'high' } }, action: 'r', reason: 'r' }], default: 'a' } } } },
+      /when.a.gt: must be a number/,
+    ],
+    [{ events: { x: { consumers: [{ name: 'a', model: 'm' }], decision: { rules: [{ when: { a: {} }, action: 'r', reason: 'r' }], default: 'a' } } } }, /needs at least one/],
   ])('rejects %j with the path of the problem', (raw, message) => {
     expect(() => parseRouting(raw)).toThrow(RoutingError);
     expect(() => parseRouting(raw)).toThrow(message);
