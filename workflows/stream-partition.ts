@@ -7,7 +7,7 @@
 // the new head, so under load the next batch leaves as soon as a slot frees, and an idle
 // partition watches the log. Only offsets, counts and failed offsets pass through history;
 // continue-as-new bounds it.
-import { continueAsNew, defineQuery, patched, proxyActivities, setHandler, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { continueAsNew, defineQuery, patched, proxyActivities, proxyLocalActivities, setHandler, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import { failureReason } from './failures.ts';
 import type { PartitionActivities } from '../activities/stream-partition.ts';
 import {
@@ -35,6 +35,8 @@ export const PATCHES = {
   callbacksBeforeContinueAsNew: 'partition-callbacks-before-continue-as-new',
   /** Ranges taken in the workflow from reported heads, instead of one claim activity per batch. */
   rangeLoop: 'partition-range-loop',
+  /** The range loop decides as a local activity: one activity hop and one workflow task fewer per batch. */
+  localDecide: 'partition-local-decide',
 } as const;
 
 // Claim and decide are ordinary activities on the main task queue, not local ones: a local
@@ -178,7 +180,12 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
   async function rangeLoop(): Promise<void> {
     // Its own activities run on the partition activity queue beside the main one (slots of their own).
     const taskQueue = partitionActivityQueue(workflowInfo().taskQueue);
-    const { decideBatch: decide, watchPartition } = proxyActivities<PartitionActivities>({ ...MAIN_ACTIVITY_OPTIONS, taskQueue });
+    const { decideBatch: decideRemotely, watchPartition } = proxyActivities<PartitionActivities>({ ...MAIN_ACTIVITY_OPTIONS, taskQueue });
+    // A decision is short and in order, one at a time: as a local activity it runs as soon as
+    // the consumers' results arrive, without a trip through a task queue and another workflow
+    // task. It holds the workflow task meanwhile, which only delays what waits for it anyway.
+    const { decideBatch: decideLocally } = proxyLocalActivities<PartitionActivities>(MAIN_ACTIVITY_OPTIONS);
+    const decide = patched(PATCHES.localDecide) ? decideLocally : decideRemotely;
     const { deliverBatchCallbacks: deliver } = proxyActivities<PartitionActivities>({ ...CALLBACK_OPTIONS, taskQueue });
     let plan: PartitionPlan;
     let watching: Promise<void> | undefined;
