@@ -36,10 +36,12 @@ export interface RowSource {
 /** A growable byte buffer; `take()` hands out what was written and starts a new one. */
 class Bytes {
   buf: Buffer;
+  dv: DataView;
   at = 0;
 
   constructor(private size: number) {
     this.buf = Buffer.allocUnsafe(size);
+    this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   ensure(n: number): void {
@@ -47,11 +49,13 @@ class Bytes {
     const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
     this.buf.copy(bigger, 0, 0, this.at);
     this.buf = bigger;
+    this.dv = new DataView(bigger.buffer, bigger.byteOffset, bigger.byteLength);
   }
 
   take(): Buffer {
     const out = this.buf.subarray(0, this.at);
     this.buf = Buffer.allocUnsafe(this.size);
+    this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.at = 0;
     return out;
   }
@@ -113,25 +117,34 @@ export class LeanRows {
       const p = scored.predictions[i];
       if (p === null) continue;
       b.ensure(2 + 12 + 12 + 12 + 12 + 12);
-      const buf = b.buf;
+      const dv = b.dv;
       let at = b.at;
-      at = buf.writeInt16BE(fields, at);
-      at = buf.writeInt32BE(4, at);
-      at = buf.writeInt32BE(this.runKey, at);
-      at = buf.writeInt32BE(8, at);
-      at += key.raw.copy(buf, at, i * 8, i * 8 + 8);
-      at = buf.writeInt32BE(8, at);
-      at = buf.writeDoubleBE(p, at);
+      dv.setInt16(at, fields);
+      dv.setInt32(at + 2, 4);
+      dv.setInt32(at + 6, this.runKey);
+      dv.setInt32(at + 10, 8);
+      dv.setInt32(at + 14, key.rawView.getInt32(i * 8));
+      dv.setInt32(at + 18, key.rawView.getInt32(i * 8 + 4));
+      dv.setInt32(at + 22, 8);
+      dv.setFloat64(at + 26, p);
+      at += 34;
       const a = actual && !actual.nulls[i] && actual.plan.kind === 'float' ? actual.f64[i] : NaN;
-      if (!Number.isFinite(a)) at = buf.writeInt32BE(-1, at);
-      else {
-        at = buf.writeInt32BE(8, at);
-        at = buf.writeDoubleBE(a, at);
+      if (!Number.isFinite(a)) {
+        dv.setInt32(at, -1);
+        at += 4;
+      } else {
+        dv.setInt32(at, 8);
+        dv.setFloat64(at + 4, a);
+        at += 12;
       }
-      if (time.nulls[i]) at = buf.writeInt32BE(-1, at);
-      else {
-        at = buf.writeInt32BE(8, at);
-        at += time.raw.copy(buf, at, i * 8, i * 8 + 8);
+      if (time.nulls[i]) {
+        dv.setInt32(at, -1);
+        at += 4;
+      } else {
+        dv.setInt32(at, 8);
+        dv.setInt32(at + 4, time.rawView.getInt32(i * 8));
+        dv.setInt32(at + 8, time.rawView.getInt32(i * 8 + 4));
+        at += 12;
       }
       b.at = at;
       if (passthrough.length) this.jsonb(passthroughJson(passthrough, i));
