@@ -5,7 +5,7 @@
 import ort from 'onnxruntime-node';
 import type { DerivedFeature, Dtype, ResolvedSpec } from './spec.ts';
 import type { ModelMetadata } from './metadata.ts';
-import { allocate, describeValue, storeValue, trim, type TensorBuffer } from './dtypes.ts';
+import { allocate, describeValue, storeValue, trim, valuesOf, type TensorBuffer } from './dtypes.ts';
 
 export { describeValue } from './dtypes.ts';
 
@@ -195,7 +195,7 @@ export function readPredictions(spec: ResolvedSpec, outputs: Record<string, ort.
   const tensor = outputs[spec.output.name];
   const rows = tensor.dims[0] ?? 0;
   const width = tensor.dims.length > 1 ? tensor.size / Math.max(rows, 1) : 1;
-  const data = tensor.data as ArrayLike<number | bigint>;
+  const data = valuesOf(tensor.type, tensor.data) as ArrayLike<number | bigint>;
   const { min = -Infinity, max = Infinity } = spec.output.clip ?? {};
   const predictions = new Array<number>(rows);
   for (let i = 0; i < rows; i++) {

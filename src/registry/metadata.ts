@@ -97,6 +97,9 @@ export function resolveSpec(spec: FeatureSpec, meta: ModelMetadata, graphClasses
   }
   for (const output of meta.outputs) {
     if (output.type === 'non-tensor') throw new SpecError(`model output '${output.name}' is not a tensor. ${UNSUPPORTED_OUTPUT}`);
+    if (!(DTYPES as readonly string[]).includes(output.type)) {
+      throw new SpecError(`model output '${output.name}' has type ${output.type}; onnxruntime-node returns ${DTYPES.join(', ')}`);
+    }
   }
 
   const inputs = spec.inputs ?? meta.inputs.map((i) => ({ name: i.name, dtype: i.type as Dtype, fields: [i.name] }));

@@ -1,4 +1,5 @@
 // Registration: everything is validated before anything is stored.
+import { unsupportedTypeMessage } from './dtypes.ts';
 import { LoadedModel, sha256 } from './runtime.ts';
 import { parseSpec, SpecError } from './spec.ts';
 import type { ModelProvenance, ModelStore, ModelVersion } from './store.ts';
@@ -33,6 +34,8 @@ export async function validateModel(req: RegisterRequest) {
     model = await LoadedModel.fromBytes(req.name, 0, req.bytes, spec, 1);
   } catch (err) {
     if (err instanceof SpecError) throw new RegistrationError(err.message);
+    const unsupported = unsupportedTypeMessage((err as Error).message);
+    if (unsupported) throw new RegistrationError(unsupported);
     throw new RegistrationError(`onnxruntime cannot load the file as an ONNX model: ${(err as Error).message.split('\n')[0]}`);
   }
   try {

@@ -1,8 +1,9 @@
 // The feature spec: how records become model inputs (docs/model-spec.md).
 import { z } from 'zod';
 
-export const DTYPES = ['float32', 'float64', 'int64', 'string', 'bool'] as const;
-export type Dtype = (typeof DTYPES)[number];
+import { DTYPES } from './dtypes.ts';
+
+export { DTYPES, type Dtype } from './dtypes.ts';
 
 const fieldName = z.string().min(1).max(128);
 

@@ -3,8 +3,7 @@
 // little-endian bytes of every tensor whose parameters carry binary_data_size, in order.
 // BYTES elements each carry a 4-byte little-endian length prefix.
 import type ort from 'onnxruntime-node';
-import { allocate, type TensorBuffer } from '../registry/dtypes.ts';
-import type { Dtype } from '../registry/spec.ts';
+import { ELEMENT_BYTES, fromFloat16Bits, viewOf, type Dtype, type TensorBuffer } from '../registry/dtypes.ts';
 import { badRequest } from './errors.ts';
 
 export const BINARY_HEADER = 'inference-header-content-length';
@@ -55,8 +54,6 @@ export function parseBinaryBody(body: Buffer, headerLength: unknown): unknown {
   return header;
 }
 
-const ELEMENT_BYTES: Partial<Record<Dtype, number>> = { float32: 4, float64: 8, int64: 8, bool: 1 };
-
 function decodeStrings(name: string, bytes: Buffer, size: number): string[] {
   const out: string[] = [];
   const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -83,13 +80,14 @@ function decodeStrings(name: string, bytes: Buffer, size: number): string[] {
 export function decodeBinary(name: string, dtype: Dtype, bytes: Buffer, size: number): TensorBuffer {
   if (dtype === 'string') return decodeStrings(name, bytes, size);
   const width = ELEMENT_BYTES[dtype];
-  if (!width) throw badRequest(`input '${name}': binary data of type ${dtype} is not supported`);
   if (bytes.length !== size * width) throw badRequest(`input '${name}' needs ${size * width} bytes (${size} elements × ${width}), binary_data_size is ${bytes.length}`);
-  const out = allocate(dtype, size) as Exclude<TensorBuffer, string[]>;
-  // A copy: the body's slice may be unaligned for the typed array.
-  new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
+  // A view of the body where it is aligned (the body is not reused), else one copy.
+  const out = viewOf(dtype, bytes);
   if (out instanceof Float32Array || out instanceof Float64Array) {
     for (let i = 0; i < size; i++) if (!Number.isFinite(out[i])) throw badRequest(`input '${name}': element ${i} must be a finite number, got ${out[i]}`);
+  } else if (dtype === 'float16') {
+    const bits = out as Uint16Array;
+    for (let i = 0; i < size; i++) if ((bits[i] & 0x7c00) === 0x7c00) throw badRequest(`input '${name}': element ${i} must be a finite number, got ${fromFloat16Bits(bits[i])}`);
   } else if (dtype === 'bool') {
     for (let i = 0; i < size; i++) if (out[i] > 1) throw badRequest(`input '${name}': element ${i} must be 0 or 1 (BOOL), got ${out[i]}`);
   }

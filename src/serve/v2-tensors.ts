@@ -1,30 +1,13 @@
 // Open Inference Protocol (v2) tensors in JSON: checking request tensors against the
 // model's inputs, and turning onnxruntime outputs back into JSON.
 import ort from 'onnxruntime-node';
-import { allocate, storeValue } from '../registry/dtypes.ts';
+import { allocate, DTYPE_OF_V2, isDtype, storeValue, V2_DATATYPES, valuesOf } from '../registry/dtypes.ts';
 import type { TensorInfo } from '../registry/metadata.ts';
-import type { Dtype } from '../registry/spec.ts';
 import { badRequest } from './errors.ts';
 import { decodeBinary } from './v2-binary.ts';
 
 /** onnxruntime type → v2 datatype. */
-const DATATYPES: Record<string, string> = {
-  float32: 'FP32',
-  float64: 'FP64',
-  float16: 'FP16',
-  int8: 'INT8',
-  int16: 'INT16',
-  int32: 'INT32',
-  int64: 'INT64',
-  uint8: 'UINT8',
-  uint16: 'UINT16',
-  uint32: 'UINT32',
-  uint64: 'UINT64',
-  bool: 'BOOL',
-  string: 'BYTES',
-};
-
-export const datatypeOf = (ortType: string): string => DATATYPES[ortType] ?? ortType.toUpperCase();
+export const datatypeOf = (ortType: string): string => (isDtype(ortType) ? V2_DATATYPES[ortType] : ortType.toUpperCase());
 
 /** Symbolic dimensions (the batch) are -1 in v2 metadata. */
 export const v2Shape = (info: TensorInfo): number[] => info.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
@@ -60,12 +43,9 @@ function flatten(name: string, data: unknown[], expected: number): unknown[] {
   return flat;
 }
 
-/** v2 datatype → the element type mldeploy feeds (the only ones a registered model takes). */
-const DTYPES: Record<string, Dtype> = { FP32: 'float32', FP64: 'float64', INT64: 'int64', BOOL: 'bool', BYTES: 'string' };
-
 /** The same value checks as record fields (src/registry/dtypes.ts), strictly: BYTES takes strings only. */
 function fill(name: string, datatype: string, values: unknown[]): ort.Tensor['data'] {
-  const dtype = DTYPES[datatype];
+  const dtype = DTYPE_OF_V2[datatype];
   if (!dtype) throw badRequest(`input '${name}': datatype ${datatype} is not supported`);
   const out = allocate(dtype, values.length);
   for (let i = 0; i < values.length; i++) {
@@ -102,7 +82,7 @@ export function toFeeds(inputs: V2InputTensor[], model: TensorInfo[], maxBatch: 
     rows = batch;
     const bytes = binary?.get(input.name);
     let data: ort.Tensor['data'];
-    if (bytes) data = decodeBinary(input.name, DTYPES[datatype], bytes, size) as ort.Tensor['data'];
+    if (bytes) data = decodeBinary(input.name, DTYPE_OF_V2[datatype], bytes, size) as ort.Tensor['data'];
     else if (input.parameters?.binary_data_size !== undefined)
       throw badRequest(`input '${input.name}' has binary_data_size, but the request has no Inference-Header-Content-Length`);
     else if (input.data === undefined) throw badRequest(`input '${input.name}' has neither data nor parameters.binary_data_size`);
@@ -123,6 +103,6 @@ export function fromTensor(name: string, tensor: ort.Tensor): V2OutputTensor {
   let values: unknown[];
   if (data instanceof BigInt64Array || data instanceof BigUint64Array) values = Array.from(data, Number);
   else if (tensor.type === 'bool') values = Array.from(data as Uint8Array, (v) => v !== 0);
-  else values = Array.from(data as ArrayLike<unknown>);
+  else values = Array.from(valuesOf(tensor.type, data));
   return { name, datatype: datatypeOf(tensor.type), shape: [...tensor.dims], data: values };
 }

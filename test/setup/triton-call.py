@@ -4,8 +4,45 @@ import json
 import sys
 
 import numpy as np
+from tritonclient.utils import InferenceServerException
 
-DTYPES = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np.int32, "BOOL": np.bool_, "BYTES": np.object_}
+DTYPES = {
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "BOOL": np.bool_,
+    "BYTES": np.object_,
+}
+
+
+def repository(triton, ops, headers):
+    """The repository extension's calls in order, each answered or its error (status and message)."""
+    answers = []
+    for op in ops:
+        try:
+            if op[0] == "index":
+                answers.append({"index": triton.get_model_repository_index(headers=headers)})
+            elif op[0] == "load":
+                triton.load_model(op[1], headers=headers, **({"config": op[2]} if len(op) > 2 else {}))
+                answers.append({"loaded": op[1]})
+            elif op[0] == "unload":
+                triton.unload_model(op[1], headers=headers)
+                answers.append({"unloaded": op[1]})
+            elif op[0] == "model_ready":
+                answers.append({"model_ready": triton.is_model_ready(op[1], headers=headers)})
+            elif op[0] == "server_ready":
+                answers.append({"server_ready": triton.is_server_ready(headers=headers)})
+        except InferenceServerException as err:
+            answers.append({"error": err.message(), "status": err.status()})
+    return answers
 
 
 def as_numpy(tensor):
@@ -26,14 +63,15 @@ def main():
     call = json.load(sys.stdin)
     if call["protocol"] == "http":
         import tritonclient.http as client
-        from tritonclient.utils import InferenceServerException
     else:
         import tritonclient.grpc as client
-        from tritonclient.utils import InferenceServerException
     headers = {"authorization": f"Bearer {call['token']}"} if call.get("token") else None
     version = call.get("version", "")
     triton = client.InferenceServerClient(url=call["url"])
     try:
+        if "ops" in call:
+            print(json.dumps({"answers": repository(triton, call["ops"], headers)}))
+            return
         if "inputs" not in call:
             print(json.dumps({
                 "live": triton.is_server_live(headers=headers),

@@ -31,6 +31,8 @@ export interface TritonCall {
   token?: string;
   /** The request id (the prediction log's request_id). */
   id?: string;
+  /** The repository extension's calls, in order: ['index'], ['load', model, config?], ['unload', model], ['model_ready', model], ['server_ready']. */
+  ops?: Array<[string, ...string[]]>;
   /** With inputs: infer (outputs selects outputs); without: live, ready, server and model metadata. */
   inputs?: TritonTensor[];
   outputs?: string[];
@@ -39,7 +41,8 @@ export interface TritonCall {
 export type TritonAnswer =
   | { outputs: Record<string, TritonTensor>; sent_binary?: boolean; binary_outputs?: string[] }
   | { live: boolean; ready: boolean; model_ready: boolean; server: unknown; model: unknown }
-  | { error: string; status?: string };
+  | { error: string; status?: string }
+  | { answers: Array<Record<string, unknown>> };
 
 /** Runs one call through the pinned tritonclient with its defaults; a client-side exception comes back as { error }. */
 export async function tritonCall(call: TritonCall): Promise<TritonAnswer> {

@@ -83,7 +83,7 @@ describe('resolveSpec', () => {
   });
 
   it('rejects malformed specs with the path of the problem', () => {
-    expect(() => parseSpec({ inputs: [{ name: 'a', dtype: 'float16', fields: ['a'] }] })).toThrow(/inputs\.0\.dtype/);
+    expect(() => parseSpec({ inputs: [{ name: 'a', dtype: 'bfloat16', fields: ['a'] }] })).toThrow(/inputs\.0\.dtype/);
     expect(() => parseSpec({ derived: [{ name: 'h', op: 'minute', field: 't' }] })).toThrow(/derived\.0/);
     expect(() => parseSpec({ unknown: 1 })).toThrow(/invalid feature spec/);
   });

@@ -56,8 +56,18 @@ function fromContents(name: string, datatype: string, contents: Contents | null)
       return c?.fp32_contents ?? [];
     case 'FP64':
       return c?.fp64_contents ?? [];
+    case 'INT8':
+    case 'INT16':
+    case 'INT32':
+      return c?.int_contents ?? [];
+    case 'UINT8':
+    case 'UINT16':
+    case 'UINT32':
+      return c?.uint_contents ?? [];
     case 'INT64':
       return (c?.int64_contents ?? []).map(Number);
+    case 'UINT64':
+      return (c?.uint64_contents ?? []).map(Number);
     case 'BOOL':
       return c?.bool_contents ?? [];
     case 'BYTES':
@@ -68,6 +78,8 @@ function fromContents(name: string, datatype: string, contents: Contents | null)
           throw badRequest(`input '${name}': element ${i} is not valid UTF-8`);
         }
       });
+    case 'FP16':
+      throw badRequest(`input '${name}': FP16 has no contents field in the protocol; send it in raw_input_contents`);
     default:
       throw badRequest(`input '${name}': datatype ${datatype} is not supported`);
   }
@@ -80,8 +92,18 @@ function toContents(tensor: ort.Tensor): Partial<Contents> {
       return { fp32_contents: Array.from(data as Float32Array) };
     case 'float64':
       return { fp64_contents: Array.from(data as Float64Array) };
+    case 'int8':
+    case 'int16':
+    case 'int32':
+      return { int_contents: Array.from(data as Int32Array) };
+    case 'uint8':
+    case 'uint16':
+    case 'uint32':
+      return { uint_contents: Array.from(data as Uint32Array) };
     case 'int64':
       return { int64_contents: Array.from(data as BigInt64Array, String) };
+    case 'uint64':
+      return { uint64_contents: Array.from(data as BigUint64Array, String) };
     case 'bool':
       return { bool_contents: Array.from(data as Uint8Array, (v) => v !== 0) };
     case 'string':
@@ -151,6 +173,7 @@ export function inferenceHandlers(ctx: ServeContext): grpc.UntypedServiceImpleme
   return {
     ServerLive: unary('ServerLive', true, async () => ({ live: true })),
     ServerReady: unary('ServerReady', true, async () => ({ ready: ctx.resolver.ready() })),
+    // No model_repository here: the pinned proto declares no repository RPCs (HTTP has them).
     ServerMetadata: unary('ServerMetadata', false, async () => ({ name: 'mldeploy', version: ctx.version, extensions: ['binary_tensor_data'] })),
     ModelReady: unary('ModelReady', false, async (req: { name: string; version: string }) => ({ ready: (await v2Readiness(ctx, req.name, req.version || undefined)).loaded })),
     ModelMetadata: unary('ModelMetadata', false, async (req: { name: string; version: string }) => {
@@ -167,18 +190,20 @@ export function inferenceHandlers(ctx: ServeContext): grpc.UntypedServiceImpleme
     ModelInfer: unary('ModelInfer', false, async (req: InferRequest) => {
       if (req.model_version && !/^[0-9]{1,9}$/.test(req.model_version)) throw badRequest(`model_version must be a version number, got ${JSON.stringify(req.model_version)}`);
       const model = await v2Model(ctx, req.model_name, req.model_version || undefined);
-      const raw = req.raw_input_contents.length > 0;
-      if (raw && req.raw_input_contents.length !== req.inputs.length)
+      const sentRaw = req.raw_input_contents.length > 0;
+      if (sentRaw && req.raw_input_contents.length !== req.inputs.length)
         throw badRequest(`raw_input_contents has ${req.raw_input_contents.length} entries for ${req.inputs.length} inputs; give one per input, in order`);
-      const binary = raw ? new Map(req.inputs.map((input, i) => [input.name, req.raw_input_contents[i]])) : undefined;
+      const binary = sentRaw ? new Map(req.inputs.map((input, i) => [input.name, req.raw_input_contents[i]])) : undefined;
       const inputs: V2InputTensor[] = req.inputs.map((input) => ({
         name: input.name,
         datatype: input.datatype,
         shape: shapeOf(input.name, input.shape),
-        ...(raw ? { parameters: { binary_data_size: 0 } } : { data: fromContents(input.name, input.datatype, input.contents) }),
+        ...(sentRaw ? { parameters: { binary_data_size: 0 } } : { data: fromContents(input.name, input.datatype, input.contents) }),
       }));
       const requested = req.outputs.length > 0 ? req.outputs.map((o) => o.name) : undefined;
       const { names, tensors } = await v2Infer(ctx, model, inputs, requested, binary, req.id || randomUUID());
+      // FP16 has no contents field: a call with an FP16 output is answered in raw contents whatever it sent.
+      const raw = sentRaw || names.some((n) => tensors[n].type === 'float16');
       const outputs = names.map((n) => ({
         name: n,
         datatype: datatypeOf(tensors[n].type),
