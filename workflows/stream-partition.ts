@@ -91,6 +91,15 @@ async function runConsumer(
   }
 }
 
+/** The outcomes of consecutive ranges whose consumers all answered, as one range's. */
+function mergeOutcomes(ranges: ConsumerBatchOutcome[][]): ConsumerBatchOutcome[] {
+  return ranges[0].map((first, i) => {
+    const all = ranges.map((r) => r[i] as Extract<ConsumerBatchOutcome, { status: 'ok' }>);
+    const invalid = all.flatMap((o) => o.invalid ?? []);
+    return { ...first, status: 'ok', failed: all.flatMap((o) => o.failed), ...(invalid.length > 0 ? { invalid } : {}) } as ConsumerBatchOutcome;
+  });
+}
+
 export async function streamPartition(input: PartitionInput): Promise<void> {
   const ref = { eventType: input.eventType, partition: input.partition };
   const startedAt = Date.now();
@@ -150,6 +159,71 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
     track(decided);
   }
 
+  /** (local decisions) Ranges sent to their consumers, in offset order, each until it is decided. */
+  const queued: Array<{ batch: Omit<ClaimedBatch, 'head' | 'count'>; plan: PartitionPlan; planKey: string; outcomes?: ConsumerBatchOutcome[]; settle: (err?: unknown) => void }> =
+    [];
+  let deciding = false;
+
+  /**
+   * Runs a range's consumers; its decision comes once they answered and every range before it
+   * is decided. Ranges whose consumers all answered by then are decided together, in one call:
+   * under load the decisions keep pace with the consumers instead of queueing one by one.
+   */
+  function dispatchMerged(
+    batch: Omit<ClaimedBatch, 'head' | 'count'>,
+    range: { plan: PartitionPlan; progressed: (progress: PartitionProgress) => void; decide: typeof decideBatch; deliver: typeof deliverBatchCallbacks },
+  ): void {
+    const decided = new Promise<void>((resolve, reject) => {
+      const entry: (typeof queued)[number] = {
+        batch,
+        plan: range.plan,
+        planKey: JSON.stringify([range.plan, batch.policy]),
+        settle: (err) => (err === undefined ? resolve() : reject(err)),
+      };
+      queued.push(entry);
+      void Promise.all(batch.consumers.map((c) => runConsumer(input, batch, c, true))).then((outcomes) => {
+        entry.outcomes = outcomes;
+        void decideReady(range);
+      });
+    });
+    track(decided);
+  }
+
+  async function decideReady(range: { progressed: (progress: PartitionProgress) => void; decide: typeof decideBatch; deliver: typeof deliverBatchCallbacks }): Promise<void> {
+    if (deciding) return;
+    deciding = true;
+    try {
+      while (queued[0]?.outcomes) {
+        const take = [queued[0]];
+        const allOk = (e: (typeof queued)[number]) => e.outcomes!.every((o) => o.status === 'ok');
+        while (queued[take.length]?.outcomes && allOk(take[0]) && allOk(queued[take.length]) && queued[take.length].planKey === take[0].planKey) take.push(queued[take.length]);
+        const { batch, plan } = take[0];
+        const from = batch.after + 1;
+        const to = take[take.length - 1].batch.to;
+        const outcomes = take.length === 1 ? take[0].outcomes! : mergeOutcomes(take.map((e) => e.outcomes!));
+        try {
+          const more = { consumers: plan.consumers, ...(plan.unrouted === undefined ? {} : { unrouted: plan.unrouted }) };
+          const result = await range.decide({ ...ref, from, to, invalid: [], policy: batch.policy, outcomes, ...more });
+          queued.splice(0, take.length);
+          committed = to;
+          decidedThisRun += result.decided;
+          if (result.progress) range.progressed(result.progress);
+          // Callbacks do not hold up the partition: the decisions are in the stream already.
+          if (result.callbacks > 0)
+            track(
+              range.deliver({ ...ref, from, to }).catch(() => undefined),
+              background,
+            );
+          for (const e of take) e.settle();
+        } catch (err) {
+          for (const e of queued.splice(0)) e.settle(err);
+        }
+      }
+    } finally {
+      deciding = false;
+    }
+  }
+
   /** The claim loop (runs started before the range loop): one claim activity per batch. */
   async function claimLoop(): Promise<void> {
     for (let claims = 0; claims < CLAIMS_PER_RUN && !workflowInfo().continueAsNewSuggested; claims++) {
@@ -185,7 +259,8 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
     // the consumers' results arrive, without a trip through a task queue and another workflow
     // task. It holds the workflow task meanwhile, which only delays what waits for it anyway.
     const { decideBatch: decideLocally } = proxyLocalActivities<PartitionActivities>(MAIN_ACTIVITY_OPTIONS);
-    const decide = patched(PATCHES.localDecide) ? decideLocally : decideRemotely;
+    const local = patched(PATCHES.localDecide);
+    const decide = local ? decideLocally : decideRemotely;
     const { deliverBatchCallbacks: deliver } = proxyActivities<PartitionActivities>({ ...CALLBACK_OPTIONS, taskQueue });
     let plan: PartitionPlan;
     let watching: Promise<void> | undefined;
@@ -193,6 +268,7 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
       head = Math.max(head, progress.head);
       plan = progress.plan;
     };
+    const send = (batch: Omit<ClaimedBatch, 'head' | 'count'>) => (local ? dispatchMerged : dispatch)(batch, { plan: plan!, progressed, decide, deliver });
     // A run started afresh sends the ranges its predecessor left undecided first, exactly as
     // they were: their consumers' prediction records are keyed by range.
     const start = await watchPartition({ ...ref, after: committed ?? 0, waitMs: 0, ...(input.committed === undefined ? { recover: true } : {}) });
@@ -201,7 +277,7 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
     progressed(start);
     for (const range of start.pending ?? []) {
       if (range.after !== claimed) break;
-      dispatch({ ...range, invalid: [], consumers: plan!.consumers, policy: plan!.policy }, { plan: plan!, progressed, decide, deliver });
+      send({ ...range, invalid: [], consumers: plan!.consumers, policy: plan!.policy });
       claimed = range.to;
     }
     // Each batch and each watch adds a handful of history events: both count toward the run's bound.
@@ -209,7 +285,7 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
       if (head > claimed && inFlight.size < MAX_IN_FLIGHT) {
         const to = Math.min(head, claimed + plan!.batchMax);
         lastBatchSize = to - claimed;
-        dispatch({ after: claimed, to, invalid: [], consumers: plan!.consumers, policy: plan!.policy }, { plan: plan!, progressed, decide, deliver });
+        send({ after: claimed, to, invalid: [], consumers: plan!.consumers, policy: plan!.policy });
         claimed = to;
         continue;
       }
