@@ -1,6 +1,6 @@
 // Batch jobs: windows, identifiers and merged statistics.
 import { describe, expect, it } from 'vitest';
-import { parseJob, quoteIdent, quoteTable } from '../../src/batch/job.ts';
+import { parseJob, quoteIdent, quoteTable, targetColumns } from '../../src/batch/job.ts';
 import { chunkStats, mergeStats } from '../../src/batch/stats.ts';
 import { batchWorkflowId, previousPeriod } from '../../workflows/batch-window.ts';
 
@@ -43,6 +43,49 @@ describe('jobs', () => {
     [{ ...base, chunkSize: 5 }, 'chunkSize'],
   ])('rejects %j naming %s', (job, message) => {
     expect(() => parseJob(job)).toThrow(message);
+  });
+
+  it("maps a target table of the user's own: mldeploy's fields and the source columns the job reads", () => {
+    const job = parseJob({
+      ...base,
+      source: { ...base.source, passthrough: ['zone'] },
+      target: 'analytics.trips',
+      targetColumns: { id: 'trip_id', prediction: 'predicted_duration', created_at: 'at', zone: 'pickup_zone', model_version: 'v' },
+    });
+    expect(targetColumns(job)).toEqual([
+      { column: 'trip_id', field: 'entity_id' },
+      { column: 'predicted_duration', field: 'prediction' },
+      { column: 'at', field: 'event_time' },
+      { column: 'pickup_zone', source: 'zone' },
+      { column: 'v', field: 'model_version' },
+    ]);
+    // Without a mapping: the full layout, column for column.
+    expect(targetColumns(parseJob({ ...base, target: 'mine' })).map((c) => c.column)).toEqual([
+      'entity_id',
+      'prediction',
+      'actual',
+      'event_time',
+      'passthrough',
+      'job',
+      'model_name',
+      'model_version',
+      'run_id',
+    ]);
+  });
+
+  it.each([
+    [{ entity_id: 'id' }, 'map prediction'],
+    [{ prediction: 'p' }, 'map the entity key'],
+    [{ entity_id: 'id', prediction: 'p', fare: 'f' }, 'unknown key(s) fare'],
+    [{ entity_id: 'x', prediction: 'x' }, 'column(s) x receive more than one value'],
+    [{ entity_id: 'id', prediction: 'p; DROP TABLE t' }, 'must be an SQL identifier'],
+    [{ 'a b': 'id', prediction: 'p' }, 'targetColumns'],
+  ])('rejects the target mapping %j (%s)', (targetColumns, message) => {
+    expect(() => parseJob({ ...base, target: 'mine', targetColumns })).toThrow(message);
+  });
+
+  it('keeps predictions to its own layout', () => {
+    expect(() => parseJob({ ...base, targetColumns: { entity_id: 'id', prediction: 'p' } })).toThrow('predictions has a fixed layout');
   });
 
   it('quotes only valid identifiers', () => {
