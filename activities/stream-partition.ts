@@ -7,7 +7,7 @@
 // workflow runs still on the claim loop (docs/versioning.md).
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool.ts';
-import { DataPlane } from '../src/inference/data-plane.ts';
+import { DataPlane, outcomeOf } from '../src/inference/data-plane.ts';
 import { describeValue } from '../src/registry/features.ts';
 import { validatorFor, type FeatureValidator } from '../src/registry/resolver.ts';
 import type { ModelCache } from '../src/registry/runtime.ts';
@@ -102,12 +102,15 @@ export function createConsumerBatchActivities({ models, settings, inbound }: Pic
       }
       if (events.length === 0) return { scored: 0, failed: [], ...(invalid ? { invalid } : {}) };
       const model = await models.get(input.model);
-      const { predictions, errors } = await plane.many(
+      const result = await plane.many(
         model,
         events.map((e) => e.value as Record<string, unknown>),
       );
-      const failed = errors.map((e) => ({ offset: events[e.index].offset, reason: `${model.name}@${model.version} rejected the features: ${e.field}: ${e.reason}` }));
-      const scored = events.flatMap((e, i) => (predictions[i] === null ? [] : [{ offset: e.offset, id: e.id, prediction: predictions[i] }]));
+      const failed = result.errors.map((e) => ({ offset: events[e.index].offset, reason: `${model.name}@${model.version} rejected the features: ${e.field}: ${e.reason}` }));
+      const scored = events.flatMap((e, i) => {
+        const outcome = outcomeOf(result, i);
+        return outcome ? [{ offset: e.offset, id: e.id, prediction: outcome.prediction!, ...(outcome.classification ? { classification: outcome.classification } : {}) }] : [];
+      });
       const created = await appendBatchRecord(await settings.backend(), input, { name: model.name, version: model.version }, scored);
       predictionsTotal.inc({ ...labels, status: 'ok' }, created);
       if (scored.length > created) predictionsTotal.inc({ ...labels, status: 'duplicate' }, scored.length - created);
@@ -285,7 +288,10 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
         const outcomes: ConsumerOutcome[] = input.outcomes.map((o) => {
           if (o.status === 'missing') return { consumer: o.consumer, status: 'missing', required: o.required, reason: o.reason };
           const record = predictions.get(o.consumer)?.get(e.offset);
-          if (record) return { consumer: o.consumer, status: 'ok', prediction: record.prediction, model: record.model };
+          if (record) {
+            const { label, probabilities } = record;
+            return { consumer: o.consumer, status: 'ok', prediction: record.prediction, model: record.model, ...(probabilities ? { label, probabilities } : {}) };
+          }
           const reason = failedBy.get(o.consumer)?.get(e.offset) ?? 'no prediction was stored';
           return { consumer: o.consumer, status: 'missing', required: o.required, reason };
         });

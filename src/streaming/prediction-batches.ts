@@ -27,6 +27,17 @@ export interface PredictionBatchRecord {
   offsets: number[];
   eventIds: string[];
   predictions: number[];
+  /** Classifiers: the class labels once, and per scored event its label and class probabilities (in the classes' order). */
+  classes?: Array<string | number>;
+  labels?: Array<string | number>;
+  probabilities?: number[][];
+}
+
+/** A classifier's answer for one event. */
+export interface Classification {
+  label: string | number;
+  /** Keyed by class label. */
+  probabilities: Record<string, number>;
 }
 
 export const predictionBatchId = (eventType: string, partition: number, from: number, consumer: string) => `${eventType}/${partition}/${from}:${consumer}`;
@@ -43,8 +54,16 @@ export function perEvent(record: PredictionRecord | PredictionBatchRecord): Pred
     consumer: record.consumer,
     model: record.model,
     prediction: record.predictions[i],
+    ...classificationOf(record, i),
     time: record.time,
   }));
+}
+
+/** Entry i's label and probabilities, when the record is a classifier's. */
+function classificationOf(record: PredictionBatchRecord, i: number): Partial<Classification> {
+  const { classes, labels, probabilities } = record;
+  if (!classes || !labels || !probabilities) return {};
+  return { label: labels[i], probabilities: Object.fromEntries(classes.map((c, k) => [String(c), probabilities[i][k]])) };
 }
 
 /**
@@ -96,7 +115,7 @@ export async function appendBatchRecord(
   backend: StreamBackend,
   range: PartitionRef & { from: number; to: number; consumer: string },
   model: ModelId,
-  scored: ReadonlyArray<{ offset: number; id: string; prediction: number }>,
+  scored: ReadonlyArray<{ offset: number; id: string; prediction: number; classification?: Classification }>,
 ): Promise<number> {
   const time = new Date().toISOString();
   let from = range.from;
@@ -115,6 +134,7 @@ export async function appendBatchRecord(
       offsets: rest.map((s) => s.offset),
       eventIds: rest.map((s) => s.id),
       predictions: rest.map((s) => s.prediction),
+      ...classified(rest),
     };
     const stored = await backend.append('predictions', id, record);
     if (stored.created) return rest.length;
@@ -125,7 +145,19 @@ export async function appendBatchRecord(
   }
 }
 
-export interface StoredPrediction {
+/** The classes, labels and probabilities columns of a batch record (none for a regression model). */
+function classified(scored: ReadonlyArray<{ classification?: Classification }>): Pick<PredictionBatchRecord, 'classes' | 'labels' | 'probabilities'> {
+  const first = scored.find((s) => s.classification)?.classification;
+  if (!first) return {};
+  const classes = Object.keys(first.probabilities);
+  return {
+    classes,
+    labels: scored.map((s) => s.classification!.label),
+    probabilities: scored.map((s) => classes.map((c) => s.classification!.probabilities[c])),
+  };
+}
+
+export interface StoredPrediction extends Partial<Classification> {
   prediction: number;
   model: ModelId;
   time: string;
@@ -147,7 +179,8 @@ export async function rangePredictions(
   const older: string[] = [];
   for (const [consumer, chain] of chains) {
     if (chain.length === 0) older.push(consumer);
-    for (const r of chain) r.offsets.forEach((offset, i) => result.get(consumer)!.set(offset, { prediction: r.predictions[i], model: r.model, time: r.time }));
+    for (const r of chain)
+      r.offsets.forEach((offset, i) => result.get(consumer)!.set(offset, { prediction: r.predictions[i], model: r.model, time: r.time, ...classificationOf(r, i) }));
   }
   if (older.length > 0 && events.length > 0) {
     const found = await backend.find<PredictionRecord>(
@@ -157,7 +190,7 @@ export async function rangePredictions(
     for (const consumer of older) {
       for (const e of events) {
         const record = found.get(predictionRecordId(ref.eventType, e.id, consumer));
-        if (record) result.get(consumer)!.set(e.offset, { prediction: record.prediction, model: record.model, time: record.time });
+        if (record) result.get(consumer)!.set(e.offset, { ...record });
       }
     }
   }

@@ -2,13 +2,17 @@
 // range is never scored into two records: a consumer that meets a shorter record at its
 // range's start stores only the rest, and a partition workflow started afresh (after a
 // terminate) first sends the ranges its predecessor left undecided, exactly as they were,
-// even when its own batches would now be cut differently.
+// even when its own batches would now be cut differently. A classifier's labels and class
+// probabilities travel in its range records to the decision policy.
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPartitionActivities } from '../../activities/stream-partition.ts';
 import { ensurePartitionWorkflows } from '../../src/streaming/partitions.ts';
 import { predictionBatchId } from '../../src/streaming/prediction-batches.ts';
 import type { Decision, ModelId } from '../../src/streaming/types.ts';
-import { openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
+import { registerModel } from '../../src/registry/register.ts';
+import { FIXTURES, openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
 import { openStreamRig, readAll, readPredictions, registerRideModels, ride, rideRoute, type ExampleModels, type StreamTestRig } from './stream-env.ts';
 
 let env: TestEnv;
@@ -72,5 +76,53 @@ describe('batched prediction records', () => {
     // The decisions carry the stored predictions.
     const stored = new Map(predictions.map((p) => [p.id, p.value.prediction]));
     for (const d of decisions) for (const c of CONSUMERS) expect(d.value.predictions[c]).toBe(stored.get(`ride_started:${d.value.eventId}:${c}`));
+  });
+});
+
+describe('a classifier consumer in batched mode', () => {
+  /** classifier_nozipmap: classes 0 and 1; its expected file holds P(class 1) and the label. */
+  const binary = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'classifier_nozipmap.expected.json'), 'utf8')) as {
+    records: Array<Record<string, number>>;
+    predictions: number[];
+    labels: number[];
+  };
+  let payments: StreamTestRig;
+  beforeAll(async () => {
+    const name = uniqueName('clf-batched');
+    await registerModel(env.store, { name, bytes: fs.readFileSync(path.join(FIXTURES, 'classifier_nozipmap.onnx')), alias: 'production', maxBytes: 1 << 26 });
+    payments = await openStreamRig(env, (tag) => ({
+      payment_made: {
+        mode: 'batched',
+        partitions: 1,
+        consumers: [{ name: 'fraud', model: `${name}@production`, taskQueue: `${tag}-consumer-fraud`, features: 'payment', timeoutMs: 10_000, maxAttempts: 3 }],
+        decision: { rules: [{ when: { fraud: { 'proba.1': { gt: 0.8 } } }, action: 'review', reason: 'fraud probability above 0.8' }], default: 'accept' },
+      },
+    }));
+  });
+  afterAll(async () => payments?.close());
+
+  it('stores labels and class probabilities in the range record, and a proba.1 rule decides each event', async () => {
+    const tag = uniqueName('pay');
+    // Record 3: P(1) = 0.959 → review; record 2: P(1) = 0.466 → accept; record 4: P(1) = 0.987 → review.
+    const picks = [3, 2, 4];
+    const ingress = payments.ingress();
+    const outcomes = await Promise.all(picks.map((r) => ingress.emit({ id: `${tag}-${r}`, type: 'payment_made', payload: { payment: binary.records[r] } }, { wait: true })));
+    const decisions = outcomes.map((o) => {
+      if (o.status !== 'done') throw new Error(`event ${o.eventId} was not decided`);
+      return o.decision;
+    });
+    expect(decisions.map((d) => d.action)).toEqual(['review', 'accept', 'review']);
+    picks.forEach((r, i) => {
+      expect(decisions[i].labels).toEqual({ fraud: binary.labels[r] });
+      expect(Math.abs(decisions[i].probabilities!.fraud['1'] - binary.predictions[r])).toBeLessThan(1e-5);
+    });
+    const records = (await readPredictions(payments.backend)).map((p) => p.value).filter((v) => v.eventId.startsWith(tag));
+    expect(records).toHaveLength(3);
+    for (const record of records) {
+      const r = Number(record.eventId.split('-').at(-1));
+      expect(record).toMatchObject({ consumer: 'fraud', prediction: binary.labels[r], label: binary.labels[r] });
+      expect(Math.abs(record.probabilities!['1'] - binary.predictions[r])).toBeLessThan(1e-5);
+      expect(Math.abs(record.probabilities!['0'] - (1 - binary.predictions[r]))).toBeLessThan(1e-5);
+    }
   });
 });
