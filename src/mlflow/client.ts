@@ -43,6 +43,20 @@ export interface RunInfo {
 
 const TIMEOUT_MS = 30_000;
 
+/** OpenSSL's verification failures as Node reports them: a certificate problem, not an unreachable server. */
+const CERTIFICATE_ERRORS = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 export class MlflowClient {
   /** The tracking URI without credentials: what provenance records. */
   readonly trackingUri: string;
@@ -141,9 +155,16 @@ export class MlflowClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
-      req.on('error', (err: NodeJS.ErrnoException) =>
-        reject(new MlflowUnreachableError(`cannot reach the MLflow tracking server at ${this.trackingUri} (${err.code ?? err.message}): check MLFLOW_TRACKING_URI`)),
-      );
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code && CERTIFICATE_ERRORS.has(err.code)) {
+          reject(
+            new MlflowError(
+              `the MLflow tracking server at ${this.trackingUri} presented a TLS certificate that cannot be verified (${err.code}: ${err.message}): ` +
+                'give Node its CA with NODE_EXTRA_CA_CERTS=<ca.pem>, or set MLFLOW_TRACKING_INSECURE_TLS=true to skip verification',
+            ),
+          );
+        } else reject(new MlflowUnreachableError(`cannot reach the MLflow tracking server at ${this.trackingUri} (${err.code ?? err.message}): check MLFLOW_TRACKING_URI`));
+      });
     });
   }
 }

@@ -2,8 +2,10 @@
 // basic auth on), as a user runs it: the CLI in a child process.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/stack/ports.ts';
@@ -145,5 +147,68 @@ describe('models import from MLflow', () => {
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toMatch(/^error: cannot reach the MLflow tracking server at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
     expect(await stored(name)).toBe(0);
+  });
+});
+
+describe('MLFLOW_TRACKING_INSECURE_TLS', () => {
+  // A TLS-terminating proxy with a self-signed certificate (made with openssl now) in front of
+  // the test's MLflow server, as a tracking server behind an internal TLS endpoint is reached.
+  let proxy: tls.Server;
+  let httpsUrl: string;
+  let connections = 0;
+  beforeAll(async () => {
+    const key = path.join(dataDir, 'tls-key.pem');
+    const cert = path.join(dataDir, 'tls-cert.pem');
+    await exec('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+    const upstream = new URL(mlflow.url);
+    proxy = tls.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (socket) => {
+      connections++;
+      const backend = net.connect(Number(upstream.port), upstream.hostname);
+      socket.pipe(backend).pipe(socket);
+      socket.on('error', () => backend.destroy());
+      backend.on('error', () => socket.destroy());
+    });
+    proxy.on('tlsClientError', () => {}); // the refused handshakes of the first import
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    httpsUrl = `https://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    if (proxy) await new Promise((resolve) => proxy.close(resolve));
+  });
+
+  it('a self-signed certificate fails with one clear certificate error and stores nothing; with MLFLOW_TRACKING_INSECURE_TLS=true the import succeeds', async () => {
+    const name = uniqueName('imp-tls');
+    const refused = await mldeploy(['models', 'import', name, `models:/${registered}@champion`], { MLFLOW_TRACKING_URI: httpsUrl });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toMatch(
+      /presented a TLS certificate that cannot be verified \(DEPTH_ZERO_SELF_SIGNED_CERT: self[- ]signed certificate\).*MLFLOW_TRACKING_INSECURE_TLS=true/,
+    );
+    expect(await stored(name)).toBe(0);
+
+    const before = connections;
+    const imported = await mldeploy(['models', 'import', name, `models:/${registered}@champion`], { MLFLOW_TRACKING_URI: httpsUrl, MLFLOW_TRACKING_INSECURE_TLS: 'true' });
+    expect(imported.stderr).toBe('');
+    expect(imported.code).toBe(0);
+    expect(JSON.parse(imported.stdout)).toMatchObject({ name, version: 1, created: true, provenance: { trackingUri: httpsUrl, registeredModel: registered } });
+    expect(connections).toBeGreaterThan(before); // through the TLS proxy
+    const predicted = JSON.parse((await mldeploy(['predict', name, '--data', JSON.stringify(EXPECTED.records)])).stdout);
+    predicted.predictions.forEach((p: number, i: number) => expect(p).toBeCloseTo(EXPECTED.predictions[i], 5));
   });
 });
