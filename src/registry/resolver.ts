@@ -25,7 +25,7 @@ import type { Pool } from '../db/pool.ts';
 import { FeatureMapper, type FeatureRecord, type RecordError } from './features.ts';
 import { resolveSpec } from './metadata.ts';
 import { formatRef, parseModelRef, type ModelRef } from './refs.ts';
-import type { LoadedModel, ModelCache } from './runtime.ts';
+import type { CacheState, LoadedModel, ModelCache } from './runtime.ts';
 import { ModelNotFoundError, targetOf, type ModelStore, type ModelVersion } from './store.ts';
 
 /** The NOTIFY channel of migration 007; the payload is the model's name. */
@@ -34,6 +34,11 @@ export const MODEL_CHANNEL = 'mldeploy_models';
 const SAFETY_POLL_MS = 30_000;
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 5_000;
+
+/** An unload of a version the service needs (a required reference serves it). */
+export class RequiredModelError extends Error {
+  override name = 'RequiredModelError';
+}
 
 export interface ModelId {
   name: string;
@@ -305,7 +310,33 @@ export class ModelResolver {
   /** Whether the version `reference` names now is loaded in this process; resolves it, never loads it (v2 model readiness). */
   async isLoaded(reference: string): Promise<{ name: string; version: number; loaded: boolean }> {
     const version = await this.resolve(reference);
-    return { name: version.name, version: version.version, loaded: this.models.isLoaded(version) };
+    return { name: version.name, version: version.version, loaded: this.states().get(`${version.name}@${version.version}`) === 'READY' };
+  }
+
+  /** The versions loading or loaded in this process, by `name@version` (the v2 repository index). */
+  states(): Map<string, CacheState> {
+    const states = this.models.states();
+    // A version a reference serves is loaded here, even once the cache's idle sweep has dropped it.
+    for (const { serving } of this.entries.values()) if (serving) states.set(`${serving.name}@${serving.version}`, 'READY');
+    return states;
+  }
+
+  /** Loads a version and keeps it loaded until unload() (the v2 repository extension's load). */
+  pin(id: ModelId): Promise<LoadedModel> {
+    return this.models.pin(id);
+  }
+
+  /**
+   * Releases a version in this process (the v2 repository extension's unload): references it
+   * serves load afresh on their next use. Refused for a version a required reference (readiness)
+   * serves. Returns whether it was loaded.
+   */
+  unload(id: ModelId): boolean {
+    const serving = [...this.entries.values()].filter((e) => e.serving?.name === id.name && e.serving.version === id.version);
+    const required = serving.find((e) => e.required);
+    if (required) throw new RequiredModelError(`model ${id.name} version ${id.version} serves ${required.reference}, which this service needs to be ready; it stays loaded`);
+    for (const entry of serving) this.forget(entry);
+    return this.models.unload(id) || serving.length > 0;
   }
 
   /** The spec-only validator of the version `reference` names now. */

@@ -134,7 +134,12 @@ const IDLE_MS = 10 * 60_000;
 interface CacheEntry {
   model: Promise<LoadedModel>;
   ready?: LoadedModel;
+  /** Loaded on request (the v2 repository extension's load): kept until unloaded, never dropped idle. */
+  pinned?: boolean;
 }
+
+/** A version's state in one process's cache. */
+export type CacheState = 'LOADING' | 'READY';
 
 export class ModelCache {
   private readonly entries = new Map<string, CacheEntry>();
@@ -172,11 +177,29 @@ export class ModelCache {
     return this.entries.get(`${version.name}@${version.version}`)?.ready !== undefined;
   }
 
+  /** The versions loading or loaded in this process, by `name@version`. */
+  states(): Map<string, CacheState> {
+    return new Map([...this.entries].map(([key, entry]) => [key, entry.ready ? 'READY' : 'LOADING']));
+  }
+
+  /** Loads a version and keeps it until unload(), whatever the idle sweep says. */
+  async pin(version: Pick<ModelVersion, 'name' | 'version'>): Promise<LoadedModel> {
+    const model = await this.get(version);
+    const entry = this.entries.get(`${version.name}@${version.version}`);
+    if (entry) entry.pinned = true;
+    return model;
+  }
+
+  /** Drops a version from this process (those holding it finish with it; its session is freed with the object). Returns whether it was there. */
+  unload(version: Pick<ModelVersion, 'name' | 'version'>): boolean {
+    return this.entries.delete(`${version.name}@${version.version}`);
+  }
+
   /** Drops the versions unused since now - idleMs; returns their keys. */
   dropIdle(now: number): string[] {
     const dropped: string[] = [];
-    for (const [key, { ready }] of this.entries) {
-      if (!ready || now - ready.lastUsedAt < this.idleMs) continue;
+    for (const [key, { ready, pinned }] of this.entries) {
+      if (!ready || pinned || now - ready.lastUsedAt < this.idleMs) continue;
       this.entries.delete(key);
       dropped.push(key);
     }

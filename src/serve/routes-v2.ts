@@ -6,7 +6,11 @@ import { errorResponses, untilClientGone } from './errors.ts';
 import type { ServeContext } from './context.ts';
 import { BINARY_CONTENT_TYPE, BINARY_HEADER, binaryOf, encodeBinary, parseBinaryBody } from './v2-binary.ts';
 import { v2Infer, v2Model, v2Readiness } from './v2-infer.ts';
+import { v2RepositoryRoutes } from './v2-repository.ts';
 import { datatypeOf, fromTensor, v2Shape, type V2InputTensor } from './v2-tensors.ts';
+
+/** The protocol extensions this server speaks (server metadata, HTTP and gRPC). */
+export const V2_EXTENSIONS = ['binary_tensor_data', 'model_repository'];
 
 const DATATYPE_ENUM = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'];
 
@@ -135,18 +139,27 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
     async () => ({
       name: 'mldeploy',
       version: ctx.version,
-      extensions: ['binary_tensor_data'],
+      extensions: V2_EXTENSIONS,
     }),
   );
 
-  const healthResponse = {
-    200: { type: 'object', properties: { live: { type: 'boolean' }, ready: { type: 'boolean' } } },
-    503: { type: 'object', properties: { ready: { type: 'boolean' } } },
-  };
-  app.get('/v2/health/live', { schema: { tags, summary: 'Liveness', response: healthResponse } }, async () => ({ live: true }));
-  app.get('/v2/health/ready', { schema: { tags, summary: 'Readiness (the default models are loaded)', response: healthResponse } }, async (_request, reply) =>
-    reply.code(ctx.resolver.ready() ? 200 : 503).send({ ready: ctx.resolver.ready() }),
+  app.get('/v2/health/live', { schema: { tags, summary: 'Liveness', response: { 200: { type: 'object', properties: { live: { type: 'boolean' } } } } } }, async () => ({
+    live: true,
+  }));
+  // The protocol's health answers are the status code: 200 is true, a 4xx false, with an empty
+  // body (KServe's required API). Not ready is a 400, as Triton answers; /readyz keeps its 503.
+  app.get(
+    '/v2/health/ready',
+    {
+      schema: {
+        tags,
+        summary: 'Readiness: 200 once the default model is loaded; 400 with an empty body until then (the protocol: 200 true, 4xx false)',
+        response: { 200: { type: 'object', properties: { ready: { type: 'boolean' } } }, 400: { description: 'Not ready (an empty body)', type: 'null' } },
+      },
+    },
+    async (_request, reply) => (ctx.resolver.ready() ? { ready: true } : reply.code(400).send()),
   );
+  v2RepositoryRoutes(app, ctx, tags);
 
   const metadata = async (request: { params: ModelParams }) => {
     const model = await modelFor(request.params);
@@ -237,6 +250,7 @@ export function v2ContentTypes(app: FastifyInstance): void {
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith('/v2/') || request.method !== 'POST') return;
     if (request.headers[BINARY_HEADER] !== undefined) request.headers['content-type'] = BINARY_CONTENT_TYPE;
-    else if (request.headers['content-type'] === undefined) request.headers['content-type'] = 'application/json';
+    // An empty body stays without a type (tritonclient's repository calls send none).
+    else if (request.headers['content-type'] === undefined && request.headers['content-length'] !== '0') request.headers['content-type'] = 'application/json';
   });
 }

@@ -121,7 +121,7 @@ describe('POST /v1/models/{ref}/predict', () => {
 
 describe('Open Inference Protocol v2', () => {
   it('serves server metadata and health', async () => {
-    expect((await server.app.inject('/v2')).json()).toMatchObject({ name: 'mldeploy', extensions: ['binary_tensor_data'] });
+    expect((await server.app.inject('/v2')).json()).toMatchObject({ name: 'mldeploy', extensions: ['binary_tensor_data', 'model_repository'] });
     expect((await server.app.inject('/v2/health/live')).statusCode).toBe(200);
     expect((await server.app.inject('/v2/health/ready')).statusCode).toBe(200);
   });
