@@ -3,6 +3,7 @@ import { createBatchActivities } from './batch.ts';
 import { createStreamingActivities } from './streaming.ts';
 import { createPartitionActivities } from './stream-partition.ts';
 import { createFollowerActivities } from './model-follower.ts';
+import { createMonitorActivities } from './monitor.ts';
 import type { InboundLog } from '../src/streaming/inbound-log.ts';
 import type { ActivityDeps } from './deps.ts';
 import type { StreamingSettings } from '../src/streaming/settings.ts';
@@ -16,6 +17,7 @@ export function createActivities(deps: ActivityDeps & { inbound: InboundLog }, s
     ...createStreamingActivities(deps, streaming),
     ...createPartitionActivities({ ...deps, settings: streaming }),
     ...createFollowerActivities(deps),
+    ...createMonitorActivities(deps),
   };
 }
 

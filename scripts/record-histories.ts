@@ -23,6 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import proto from '@temporalio/proto';
 import { batchActivities, batchJob, consumer, createLocalEnv, fanoutActivities, startWorker, streamEvent, unique, waitFor, type EventPlans } from '../test/workflows/support.ts';
@@ -66,8 +67,54 @@ const batchScoring: Recorder = {
       await handle.cancel();
       return handle;
     },
+    /** Recorded on the code before the batch-drift-alert patch as `drifted`, after it as `drifted-alert`. */
+    async drifted({ env, taskQueue }) {
+      return env.client.workflow.start('batchScoring', { taskQueue, workflowId: unique('batch-rec'), args: [batchJob('rec-drifted', { parallelism: 2 })] });
+    },
+    async 'drifted-alert'({ env, taskQueue }) {
+      return env.client.workflow.start('batchScoring', { taskQueue, workflowId: unique('batch-rec'), args: [batchJob('rec-drifted-alert', { parallelism: 2 })] });
+    },
   },
 };
+
+// ---------------------------------------------------------------- monitorRun
+/** The monitor's id steers the mocked window profile: `drifted` or stable; `down` makes the alert webhook fail for good. */
+const monitorRun: Recorder = {
+  workflow: 'monitorRun',
+  setup: (ctx) =>
+    ctx.worker(ctx.taskQueue, {
+      async profileMonitorWindow(input: { monitorId: string; runId: string; window: { from: string; to: string } }) {
+        const drifted = input.monitorId.includes('drifted');
+        return {
+          runId: input.runId,
+          monitorId: input.monitorId,
+          model: { name: 'mock-model', version: 3 },
+          window: input.window,
+          status: 'finished',
+          rows: 120,
+          drift: { drifted, driftedShare: drifted ? 1 : 0, features: drifted ? ['trip_distance'] : [], predictionPsi: drifted ? 0.4 : 0.01 },
+        };
+      },
+      async sendDriftAlert() {
+        if (monitorDown) throw ApplicationFailure.nonRetryable('drift alert webhook http://hooks.test/drift answered HTTP 404', 'PermanentAlertError');
+        return { sent: true, url: 'http://hooks.test/drift', status: 200, repeated: false };
+      },
+    }),
+  scenarios: {
+    async drifted({ env, taskQueue }) {
+      monitorDown = false;
+      return env.client.workflow.start('monitorRun', { taskQueue, workflowId: unique('monitor-rec'), args: [{ monitorId: 'monitor-drifted', everyMs: 3_600_000 }] });
+    },
+    async stable({ env, taskQueue }) {
+      return env.client.workflow.start('monitorRun', { taskQueue, workflowId: unique('monitor-rec'), args: [{ monitorId: 'monitor-stable', everyMs: 3_600_000 }] });
+    },
+    async 'alert-refused'({ env, taskQueue }) {
+      monitorDown = true;
+      return env.client.workflow.start('monitorRun', { taskQueue, workflowId: unique('monitor-rec'), args: [{ monitorId: 'monitor-drifted-down', everyMs: 3_600_000 }] });
+    },
+  },
+};
+let monitorDown = false;
 
 // ---------------------------------------------------------------- eventFanout
 const plans: EventPlans = new Map();
@@ -164,7 +211,7 @@ const modelFollower: Recorder = {
 };
 
 /** Every workflow whose histories are recorded. */
-const RECORDERS: Recorder[] = [batchScoring, eventFanout, streamPartition, modelFollower];
+const RECORDERS: Recorder[] = [batchScoring, eventFanout, streamPartition, modelFollower, monitorRun];
 
 async function main(selection: string[]): Promise<void> {
   const wanted = (workflow: string, scenario: string) => selection.length === 0 || selection.includes(workflow) || selection.includes(`${workflow}--${scenario}`);

@@ -2,6 +2,7 @@
 // docs/configuration.md (test/unit/deploy.test.ts checks it); keep the two in step.
 import path from 'node:path';
 import { z } from 'zod';
+import { callbackRefusal } from './streaming/callback.ts';
 
 const intFrom = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -99,6 +100,12 @@ const EnvSchema = z.object({
     .optional(),
   // Model monitoring (docs/monitoring.md).
   MLDEPLOY_PUBLIC_URL: z.string().url().optional(),
+  MLDEPLOY_ALERT_WEBHOOK_URL: z
+    .string()
+    .url()
+    .regex(/^https?:\/\//i, 'use an http:// or https:// URL')
+    .optional(),
+  MLDEPLOY_MONITOR_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0.1),
   // Worker observability (mldeploy worker): 0 turns an endpoint off.
   MLDEPLOY_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   MLDEPLOY_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
@@ -131,6 +138,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     throw new Error(`invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
+  // The alert webhook is a call from inside the deployment, like a decision callback: the same allow-list applies.
+  const alertRefusal = e.MLDEPLOY_ALERT_WEBHOOK_URL && callbackRefusal(e.MLDEPLOY_ALERT_WEBHOOK_URL, e.MLDEPLOY_CALLBACK_HOSTS);
+  if (alertRefusal) throw new Error(`invalid configuration: MLDEPLOY_ALERT_WEBHOOK_URL: ${alertRefusal.replace('callbackUrl host', 'host')}`);
   const dataDir = path.resolve(e.MLDEPLOY_DATA_DIR);
   return {
     dataDir,
@@ -164,6 +174,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       noopRoute: e.MLDEPLOY_SERVE_NOOP_ROUTE,
       predictionLog: e.MLDEPLOY_PREDICTION_LOG,
       predictionLogQueue: e.MLDEPLOY_PREDICTION_LOG_QUEUE,
+      /** Share of a monitored model's records kept for its monitor when the prediction log is off (0: none). */
+      monitorSampleRate: e.MLDEPLOY_MONITOR_SAMPLE_RATE,
     },
     streaming: {
       routingFile: path.resolve(e.MLDEPLOY_ROUTING_FILE),
@@ -178,6 +190,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     monitoring: {
       /** The web service's address as users reach it (report links); default http://<serve host>:<serve port>. */
       publicUrl: (e.MLDEPLOY_PUBLIC_URL ?? `http://${e.MLDEPLOY_SERVE_HOST}:${e.MLDEPLOY_SERVE_PORT}`).replace(/\/+$/, ''),
+      /** Where drifted runs are reported (POST, JSON); a monitor's own webhook goes first. */
+      alertWebhookUrl: e.MLDEPLOY_ALERT_WEBHOOK_URL,
+      /** Hosts an alert webhook may name (MLDEPLOY_CALLBACK_HOSTS); undefined allows any. */
+      alertHosts: e.MLDEPLOY_CALLBACK_HOSTS,
+      /** Share of a monitored model's stream events whose features are kept for its monitor. */
+      sampleRate: e.MLDEPLOY_MONITOR_SAMPLE_RATE,
     },
     metrics: {
       host: e.MLDEPLOY_METRICS_HOST,

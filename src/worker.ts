@@ -44,9 +44,9 @@ export async function createWorker(deps: WorkerDeps, taskQueue: string, opts: { 
 
 /** The worker dependencies of a process: its Temporal worker connection and its resources. */
 export async function workerDeps(resources: Resources): Promise<WorkerDeps & StreamingWorkerDeps> {
-  const { stack, pool, store, models, streaming, inbound } = resources;
+  const { stack, pool, store, models, streaming, inbound, config } = resources;
   if (!stack.temporal) throw new Error('a worker needs Temporal, but the stack was opened without it');
-  return { connection: await stack.nativeConnection(), namespace: stack.temporal.namespace, pool, store, models, settings: streaming, inbound };
+  return { connection: await stack.nativeConnection(), namespace: stack.temporal.namespace, pool, store, models, settings: streaming, inbound, monitoring: config.monitoring };
 }
 
 /**

@@ -14,6 +14,7 @@ import { streamingSettings } from '../src/streaming/settings.ts';
 import { PostgresInboundLog } from '../src/streaming/inbound-log.ts';
 import { createWorker } from '../src/worker.ts';
 import { readExampleModel } from '../src/demo.ts';
+import type { ActivityDeps } from '../activities/deps.ts';
 
 export const FIXTURES = path.resolve('test/fixtures/models');
 
@@ -63,11 +64,14 @@ export async function registerExample(env: TestEnv, example: 'trip-duration' | '
  * A worker in this process on its own task queue, with the shipped routing and the default
  * stream namespace (as `mldeploy worker` runs with no configuration); stop it with the returned function.
  */
-export async function startTestWorker(env: TestEnv, taskQueue = uniqueName('tq')) {
+export async function startTestWorker(env: TestEnv, taskQueue = uniqueName('tq'), opts: { monitoring?: ActivityDeps['monitoring'] } = {}) {
   const models = new ModelCache(env.store, 1);
   const settings = streamingSettings({ routingFile: path.resolve('config/routing.json'), backend: 'postgres', namespace: 'mldeploy', natsUrl: '127.0.0.1:4222' }, env.pool);
   const inbound = new PostgresInboundLog(env.pool, 'mldeploy');
-  const worker = await createWorker({ connection: env.connection, namespace: 'default', pool: env.pool, store: env.store, models, settings, inbound }, taskQueue);
+  const worker = await createWorker(
+    { connection: env.connection, namespace: 'default', pool: env.pool, store: env.store, models, settings, inbound, monitoring: opts.monitoring },
+    taskQueue,
+  );
   const running = worker.run();
   return {
     taskQueue,

@@ -9,6 +9,7 @@ import {
   continueAsNew,
   defineQuery,
   isCancellation,
+  log,
   patched,
   proxyActivities,
   setHandler,
@@ -19,6 +20,7 @@ import type { Activities } from '../activities/index.ts';
 import type { BatchJobInput } from '../src/batch/job.ts';
 import type { RunContext, RunSummary } from '../src/batch/scorer.ts';
 import { previousPeriod, type Window } from './batch-window.ts';
+import { ALERT_ACTIVITY_OPTIONS, alertFailure } from './alert-options.ts';
 import { DRIFT, JOB, MODEL_NAME, MODEL_VERSION, SCHEDULED_START_TIME } from './search-attributes.ts';
 
 export interface BatchProgress {
@@ -54,6 +56,8 @@ const CHUNK_OPTIONS = {
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
 } as const;
 
+const { sendDriftAlert } = proxyActivities<Activities>(ALERT_ACTIVITY_OPTIONS);
+
 /** Before the cancellation patch: a cancelled chunk counts as stopped as soon as cancellation is asked. */
 const { scoreBatchChunk: scoreBatchChunkTryCancel } = proxyActivities<Activities>(CHUNK_OPTIONS);
 
@@ -74,6 +78,8 @@ export const PATCHES = {
   cancelCleanup: 'batch-cancel-cleanup',
   /** A run with a drift verdict sets MldeployDrift once finalized. */
   driftSearchAttribute: 'batch-drift-search-attribute',
+  /** A drifted run sends its drift alert (sendDriftAlert) once finalized. */
+  driftAlert: 'batch-drift-alert',
 } as const;
 
 /** The window to score: the job's own, or the period before the scheduled time. */
@@ -133,6 +139,10 @@ export async function batchScoring(job: BatchJobInput, checkpoint?: BatchCheckpo
     }
     const summary = await finalizeBatchRun({ ctx: runContext });
     if (summary.drift && patched(PATCHES.driftSearchAttribute)) upsertSearchAttributes([{ key: DRIFT, value: summary.drift.drifted ? 'drifted' : 'stable' }]);
+    if (summary.drift?.drifted && patched(PATCHES.driftAlert)) {
+      // The run is finalized: an alert that cannot be sent is logged, not a failed run.
+      await sendDriftAlert({ runId }).catch((err: unknown) => log.warn('drift alert not sent', { runId, reason: alertFailure(err) }));
+    }
     return summary;
   } catch (err) {
     if (isCancellation(err) && patched(PATCHES.cancelCleanup)) {

@@ -1,5 +1,6 @@
 // Where monitoring keeps its data: reference profiles with their model version
-// (model_profiles), and each batch run's reference copy and drift report (batch_runs).
+// (model_profiles), and each run's reference copy and drift report: batch runs in
+// batch_runs, monitor runs (online and stream traffic) in monitor_runs.
 import type { Pool } from '../db/pool.ts';
 import type { DriftReport } from './drift.ts';
 import type { Profile } from './profile.ts';
@@ -18,7 +19,11 @@ export async function loadProfile(pool: Pool, model: { name: string; version: nu
 }
 
 export interface RunDrift {
+  /** A batch run, or a monitor run over a period of online or stream traffic. */
+  kind: 'batch' | 'monitor';
   runId: string;
+  workflowId: string;
+  /** The batch job, or the monitor's id. */
   job: string;
   model: { name: string; version: number };
   window: { from: string; to: string };
@@ -36,17 +41,25 @@ export class UnknownRunError extends Error {
   override name = 'UnknownRunError';
 }
 
-/** A batch run's summary and drift report, by run id or workflow id. */
+/** A batch or monitor run's summary and drift report, by run id or workflow id. */
 export async function loadRunDrift(pool: Pool, runId: string): Promise<RunDrift> {
   const { rows } = await pool.query(
-    `SELECT run_id, job, model_name, model_version, window_start, window_end, status, rows_read, rows_scored, rows_rejected, finished_at, drift, reference IS NOT NULL AS has_reference
-     FROM batch_runs WHERE run_id = $1 OR workflow_id = $1 ORDER BY started_at DESC LIMIT 1`,
+    `(SELECT 'batch' AS kind, run_id, workflow_id, job, model_name, model_version, window_start, window_end, status, rows_read, rows_scored, rows_rejected,
+             finished_at, drift, reference IS NOT NULL AS has_reference, started_at
+      FROM batch_runs WHERE run_id = $1 OR workflow_id = $1)
+     UNION ALL
+     (SELECT 'monitor', run_id, workflow_id, monitor_id, model_name, model_version, window_start, window_end, status, rows_read, rows_read, 0,
+             finished_at, drift, reference IS NOT NULL, started_at
+      FROM monitor_runs WHERE run_id = $1 OR workflow_id = $1)
+     ORDER BY started_at DESC LIMIT 1`,
     [runId],
   );
   const r = rows[0];
-  if (!r) throw new UnknownRunError(`no batch run ${runId} (give the runId or workflowId of a score summary)`);
+  if (!r) throw new UnknownRunError(`no batch or monitor run ${runId} (give the runId or workflowId of a score summary or a monitor run)`);
   return {
+    kind: r.kind,
     runId: r.run_id,
+    workflowId: r.workflow_id,
     job: r.job,
     model: { name: r.model_name, version: r.model_version },
     window: { from: new Date(r.window_start).toISOString(), to: new Date(r.window_end).toISOString() },

@@ -1,12 +1,15 @@
 // The online prediction log: responses never wait for it. Entries go into a bounded
 // in-memory queue that one writer drains into PostgreSQL in batches; when the queue is
-// full (the database is slow or down) new entries are dropped and counted.
+// full (the database is slow or down) new entries are dropped and counted. With a sampler
+// (MLDEPLOY_PREDICTION_LOG off, monitoring on), only a sample of monitored models' records
+// is kept, marked sampled, for their monitors (src/monitoring/sampling.ts).
 import type ort from 'onnxruntime-node';
 import type { Pool } from '../db/pool.ts';
 import { log } from '../log.ts';
 import type { FeatureRecord } from '../registry/features.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
 import { jsonbSafe } from '../text.ts';
+import type { WebInputSampler } from '../monitoring/sampling.ts';
 import { predictionLogDropped, predictionLogWritten } from './metrics.ts';
 
 interface Entry {
@@ -17,15 +20,16 @@ interface Entry {
   features: Record<string, unknown>;
   prediction: number;
   predicted_at: string;
+  sampled: boolean;
 }
 
 const WRITE_BATCH = 1000;
 const FLUSH_EVERY_MS = 200;
 
-const INSERT = `INSERT INTO prediction_log (request_id, record_index, model_name, model_version, features, prediction, predicted_at)
-  SELECT request_id, record_index, model_name, model_version, features, prediction, predicted_at
+const INSERT = `INSERT INTO prediction_log (request_id, record_index, model_name, model_version, features, prediction, predicted_at, sampled)
+  SELECT request_id, record_index, model_name, model_version, features, prediction, predicted_at, sampled
   FROM jsonb_to_recordset($1::jsonb) AS r(request_id text, record_index integer, model_name text, model_version integer,
-                                          features jsonb, prediction double precision, predicted_at timestamptz)`;
+                                          features jsonb, prediction double precision, predicted_at timestamptz, sampled boolean)`;
 
 // jsonbSafe: one string jsonb cannot hold would fail the whole batch insert and drop every entry in it.
 
@@ -38,7 +42,14 @@ export class PredictionLog {
   constructor(
     private readonly pool: Pool,
     private readonly maxQueue: number,
+    /** Keep only this sampler's records (monitoring without the full log). */
+    private readonly sampler?: WebInputSampler,
   ) {}
+
+  /** Before serving: learn which models are monitored. */
+  async start(): Promise<void> {
+    await this.sampler?.monitored.refresh();
+  }
 
   /** Queues one entry per scored record; only the fields the model reads are kept. */
   add(requestId: string, model: LoadedModel, records: readonly FeatureRecord[], predictions: ReadonlyArray<number | null>): void {
@@ -51,13 +62,23 @@ export class PredictionLog {
     for (let i = 0; i < records.length; i++) {
       const prediction = predictions[i];
       if (prediction === null) continue;
+      if (this.sampler && !this.sampler.keeps(model.name)) continue;
       if (this.queue.length >= this.maxQueue) {
         predictionLogDropped.inc();
         continue;
       }
       const features: Record<string, unknown> = {};
       for (const f of fields) features[f] = records[i][f];
-      this.queue.push({ request_id: requestId, record_index: i, model_name: model.name, model_version: model.version, features, prediction, predicted_at: at });
+      this.queue.push({
+        request_id: requestId,
+        record_index: i,
+        model_name: model.name,
+        model_version: model.version,
+        features,
+        prediction,
+        predicted_at: at,
+        sampled: Boolean(this.sampler),
+      });
     }
     this.timer ??= setTimeout(this.drain, FLUSH_EVERY_MS);
   }
@@ -67,6 +88,8 @@ export class PredictionLog {
    * when a row holds several) and, as the prediction, the row's first element of `output`.
    */
   addTensors(requestId: string, model: LoadedModel, feeds: Record<string, ort.Tensor>, rows: number, output: ort.Tensor): void {
+    // Monitors read records by field; tensors are logged only by the full log.
+    if (this.sampler) return;
     const plain = (v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
     const perRow = (t: ort.Tensor) => (rows > 0 ? t.size / rows : 0);
     const at = new Date().toISOString();
@@ -83,7 +106,7 @@ export class PredictionLog {
         const values = Array.from((tensor.data as unknown as { slice(a: number, b: number): ArrayLike<unknown> }).slice(i * n, (i + 1) * n), plain);
         features[name] = n === 1 ? values[0] : values;
       }
-      this.queue.push({ request_id: requestId, record_index: i, model_name: model.name, model_version: model.version, features, prediction, predicted_at: at });
+      this.queue.push({ request_id: requestId, record_index: i, model_name: model.name, model_version: model.version, features, prediction, predicted_at: at, sampled: false });
     }
     this.timer ??= setTimeout(this.drain, FLUSH_EVERY_MS);
   }

@@ -18,6 +18,7 @@ import type { ServeConfig, ServeContext } from './context.ts';
 import { ErrorSchema, installErrorHandler } from './errors.ts';
 import { httpLatency, httpRequests } from './metrics.ts';
 import { PredictionLog } from './prediction-log.ts';
+import { WebInputSampler } from '../monitoring/sampling.ts';
 import { opsRoutes } from './routes-ops.ts';
 import { predictRoutes } from './routes-predict.ts';
 import { reportRoutes } from './routes-reports.ts';
@@ -42,6 +43,13 @@ export interface ServerOptions {
 
 const PACKAGE_VERSION: string = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Every record (MLDEPLOY_PREDICTION_LOG), or a sample of monitored models' records for their monitors, or none. */
+function predictionLog(pool: Pool, config: ServeConfig): PredictionLog | undefined {
+  if (config.predictionLog) return new PredictionLog(pool, config.predictionLogQueue);
+  if (config.monitorSampleRate > 0) return new PredictionLog(pool, config.predictionLogQueue, new WebInputSampler(pool, config.monitorSampleRate));
+  return undefined;
+}
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { config } = opts;
@@ -73,13 +81,14 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     store: opts.store,
     resolver,
     plane: new DataPlane({ lane: 'web', resolver, maxBatch: config.batchMax, maxDelayUs: config.batchDelayUs }),
-    predictionLog: config.predictionLog ? new PredictionLog(opts.pool, config.predictionLogQueue) : undefined,
+    predictionLog: predictionLog(opts.pool, config),
     version: PACKAGE_VERSION,
   };
   contexts.set(app, ctx);
 
   // Ready once the default model is loaded; a missing one is retried (and loads when registered).
   app.addHook('onReady', async () => {
+    await ctx.predictionLog?.start();
     resolver.start();
     await resolver.require([config.defaultModel]);
   });

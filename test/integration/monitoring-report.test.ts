@@ -96,7 +96,7 @@ describe('drift report', () => {
 
     const unknown = await server.app.inject({ url: '/v1/runs/no-such-run/report', headers: { authorization: `Bearer ${TOKEN}` } });
     expect(unknown.statusCode).toBe(404);
-    expect(unknown.json().error).toMatch(/no batch run no-such-run/);
+    expect(unknown.json().error).toMatch(/no batch or monitor run no-such-run/);
     const none = await server.app.inject({ url: `/v1/runs/${unprofiledRunId}/report`, headers: { authorization: `Bearer ${TOKEN}` } });
     expect(none.statusCode).toBe(404);
     expect(none.json().error).toMatch(/no reference profile/);
@@ -169,7 +169,7 @@ describe('drift report', () => {
 
   it('bad arguments give one error line and exit 1', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['report', 'no-such-run'], /no batch run no-such-run/],
+      [['report', 'no-such-run'], /no batch or monitor run no-such-run/],
       [['report', unprofiledRunId], /no reference profile/],
       [['models', 'profile', modelRef, '--source', view, '--from', '2024-02', '--to', '2024-01'], /--from .* must be before --to/],
       [['models', 'profile', modelRef, '--source', view, '--from', '2024-13', '--to', '2024-14'], /--from must be a date/],

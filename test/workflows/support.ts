@@ -82,7 +82,7 @@ export async function startWorker(env: TestWorkflowEnvironment, taskQueue: strin
   };
 }
 
-type BatchActivities = Pick<Activities, 'prepareBatchRun' | 'scoreBatchChunk' | 'finalizeBatchRun' | 'markBatchRunFailed' | 'markBatchRunCancelled'>;
+type BatchActivities = Pick<Activities, 'prepareBatchRun' | 'scoreBatchChunk' | 'finalizeBatchRun' | 'markBatchRunFailed' | 'markBatchRunCancelled' | 'sendDriftAlert'>;
 
 /** What the batch run's mocked activities did, per run id. */
 export interface BatchRecord {
@@ -92,11 +92,12 @@ export interface BatchRecord {
   finalized: number;
   failed: string[];
   cancelled: number;
+  alerts: number;
 }
 
 /**
  * batchScoring's activities, mocked. The job's name steers them: a name containing
- * `fail-chunk-N` fails chunk N for good; `slow` makes every chunk heartbeat for `slowMs`,
+ * `fail-chunk-N` fails chunk N for good; `drifted` finalizes with a drifted verdict; `slow` makes every chunk heartbeat for `slowMs`,
  * `gated` until `gate.open` is set (both stop when cancelled, as the real chunk does).
  */
 export function batchActivities(opts: { rowsPerChunk?: number; chunks: number; slowMs?: number }) {
@@ -104,7 +105,7 @@ export function batchActivities(opts: { rowsPerChunk?: number; chunks: number; s
   const runs = new Map<string, BatchRecord>();
   const record = (runId: string) => {
     let r = runs.get(runId);
-    if (!r) runs.set(runId, (r = { prepared: 0, chunksScored: [], chunksCancelled: [], finalized: 0, failed: [], cancelled: 0 }));
+    if (!r) runs.set(runId, (r = { prepared: 0, chunksScored: [], chunksCancelled: [], finalized: 0, failed: [], cancelled: 0, alerts: 0 }));
     return r;
   };
   const rowsPerChunk = opts.rowsPerChunk ?? 100;
@@ -151,6 +152,7 @@ export function batchActivities(opts: { rowsPerChunk?: number; chunks: number; s
         durationMs: 1,
         stats: null,
         firstRejections: [],
+        ...(input.ctx.job.name.includes('drifted') ? { drift: { drifted: true, driftedShare: 1, features: ['trip_distance'], predictionPsi: 0.4 } } : {}),
       };
     },
     async markBatchRunFailed(input: { runId: string; reason: string }): Promise<void> {
@@ -158,6 +160,10 @@ export function batchActivities(opts: { rowsPerChunk?: number; chunks: number; s
     },
     async markBatchRunCancelled(input: { runId: string }): Promise<void> {
       record(input.runId).cancelled++;
+    },
+    async sendDriftAlert(input: { runId: string }) {
+      record(input.runId).alerts++;
+      return { sent: true as const, url: 'http://hooks.test/drift', status: 200, repeated: false };
     },
   };
   return { activities, runs, record, gate };
