@@ -30,7 +30,7 @@ import type {
   WatchInput,
 } from '../src/streaming/partition-types.ts';
 import { decide, rejection } from '../src/streaming/policy.ts';
-import { consumerTaskQueue, loadRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
+import { consumerTaskQueue, currentRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
 import type { StreamingSettings } from '../src/streaming/settings.ts';
 import { appendBatchRecord, pendingRanges, rangePredictions } from '../src/streaming/prediction-batches.ts';
 import { decisionRecordId, type ConsumerOutcome, type Decision } from '../src/streaming/types.ts';
@@ -148,7 +148,7 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
 
   /** The event type's consumers and policy as the routing file and the registry say now. */
   async function planOf(eventType: string): Promise<PartitionPlan & { lingerMs: number }> {
-    const route = (await loadRouting(settings.routingFile)).events[eventType];
+    const route = (await currentRouting(settings.routingFile)).events[eventType];
     if (!route) {
       return { consumers: [], policy: { rules: [], default: 'none' }, batchMax: 500, lingerMs: 0, unrouted: `no route for event type '${eventType}' in ${settings.routingFile}` };
     }

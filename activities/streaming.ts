@@ -11,7 +11,7 @@ import { callbackRefusal } from '../src/streaming/callback.ts';
 import { insertDeadLetter } from '../src/streaming/dead-letters.ts';
 import { decisionsTotal, predictionsTotal } from '../src/streaming/metrics.ts';
 import { decide, rejection } from '../src/streaming/policy.ts';
-import { consumerTaskQueue, loadRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
+import { consumerTaskQueue, currentRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
 import type { StreamingSettings } from '../src/streaming/settings.ts';
 import {
   predictionRecordId,
@@ -133,7 +133,7 @@ export function createStreamingActivities(deps: ActivityDeps, settings: Streamin
 
     /** Reads the routing (fresh for every event) and checks the payload against every consumer's features. */
     async planEvent(event: StreamEvent): Promise<PlanResult> {
-      const routing = await loadRouting(settings.routingFile);
+      const routing = await currentRouting(settings.routingFile);
       const route = routing.events[event.type];
       if (!route) return reject(event, [`no route for event type '${event.type}' in ${settings.routingFile}`]);
       const planned = await Promise.all(route.consumers.map((c) => planConsumer(event, c)));

@@ -106,6 +106,29 @@ export async function loadRouting(file: string): Promise<Routing> {
   return parseRouting(raw, `the routing file ${file}`);
 }
 
+const parsedFiles = new Map<string, { stamp: string; routing: Promise<Routing> }>();
+
+/**
+ * The routing file as it is now, parsed again only when it changed (its size, change times
+ * or inode): for activities that read it at every batch, so a change applies from the
+ * next one without the file being read and validated hundreds of times a second.
+ */
+export async function currentRouting(file: string): Promise<Routing> {
+  let stamp: string;
+  try {
+    const s = await fs.stat(file);
+    stamp = `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+  } catch (err) {
+    throw new RoutingError(`cannot read the routing file ${file}: ${(err as Error).message}`);
+  }
+  const cached = parsedFiles.get(file);
+  if (cached?.stamp === stamp) return cached.routing;
+  const routing = loadRouting(file);
+  parsedFiles.set(file, { stamp, routing });
+  routing.catch(() => parsedFiles.delete(file));
+  return routing;
+}
+
 /** Every consumer task queue in the routing, by consumer name (one queue per name). */
 export function consumerQueues(routing: Routing): Map<string, string> {
   const queues = new Map<string, string>();
