@@ -1,4 +1,4 @@
-// npm run bench:batch -- --rows 1000000 [--small-rows 100000] [--no-drift]
+// npm run bench:batch -- --rows 1000000 [--small-rows 100000] [--no-drift] [--no-layouts]
 // (a) a full mldeploy batch run through Temporal, with `mldeploy worker` in its own process;
 // (b) the same functions (planRun, scoreChunk, finalizeRun) in one process, without Temporal;
 // (c) the COPY floor: the window's needed columns read with COPY, and as many prediction rows
@@ -27,6 +27,8 @@ const chunkSize = parseFlag('chunk-size', 50_000);
 const parallelism = parseFlag('parallelism', 2);
 const smallRows = parseFlag('small-rows', 100_000);
 const withDrift = !process.argv.includes('--no-drift');
+/** Without it, (c) also writes the old layout and measures re-scoring (two more passes over the rows). */
+const withLayouts = !process.argv.includes('--no-layouts');
 const MONTH_ROWS = 9_000_000;
 const WINDOW = { from: '2024-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' };
 
@@ -223,6 +225,22 @@ async function copyFloor(stack: BenchStack, table: string, model: LoadedModel): 
   const leanBytesPerRow = (await relationBytes(stack, lean)) / total;
   await stack.pool.query(`TRUNCATE ${lean}`);
   const both = await timed(() => Promise.all([...lanes.map((l) => copyOut(stack, table, columns, l)), writeLean()]));
+  if (!withLayouts) {
+    await stack.pool.query(`DROP TABLE IF EXISTS ${lean}, ${full}`);
+    return {
+      read,
+      write,
+      both,
+      seconds: Math.min(read + write, both),
+      leanBytesPerRow,
+      fullWrite: NaN,
+      fullBytesPerRow: NaN,
+      rescoreDelete: NaN,
+      rescoreSwap: NaN,
+      bytesAfterDelete: NaN,
+      bytesAfterSwap: NaN,
+    };
+  }
   const fullWrite = await timed(() =>
     Promise.all(
       lanes.map((l) =>

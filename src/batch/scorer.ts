@@ -10,7 +10,7 @@ import type pg from 'pg';
 import type { Pool } from '../db/pool.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
 import { csvText } from './csv.ts';
-import { ColumnBatch, copyColumns, int64Text, planColumns, rowViews } from './columns.ts';
+import { ColumnBatch, copyColumns, int64Text, planColumns, rowViews, type ColumnPlan } from './columns.ts';
 import { LeanRows, MappedRows, type Scored } from './copy-out.ts';
 import { mergeStats, StatsAccumulator, type RunStats } from './stats.ts';
 import { JobError, quoteIdent, quoteTable, targetColumns, type BatchJob } from './job.ts';
@@ -75,6 +75,33 @@ async function prepareTarget(pool: Pool, job: BatchJob, target: string): Promise
 }
 
 /**
+ * Key ranges of `size` rows each, in one ordered pass over the window's keys: streamed with
+ * binary COPY and counted, so neither the database (a window function and a grouping) nor
+ * this process (the keys) holds more than a sub-batch. Keys stay exact as text.
+ */
+async function chunkRanges(client: pg.PoolClient, keysInOrder: string, size: number): Promise<Array<{ lo: string; hi: string; rows: number }>> {
+  const plan: ColumnPlan[] = [{ name: 'k', kind: 'key', select: 'k' }];
+  const batch = new ColumnBatch(plan, SUB_BATCH);
+  const chunks: Array<{ lo: string; hi: string; rows: number }> = [];
+  let open: { lo: string; hi: string; rows: number } | null = null;
+  await copyColumns(client, keysInOrder, batch, async (keys) => {
+    const raw = keys.columns[0].raw;
+    for (let i = 0; i < keys.length;) {
+      if (!open) {
+        open = { lo: int64Text(raw, i), hi: '', rows: 0 };
+        chunks.push(open);
+      }
+      const take = Math.min(size - open.rows, keys.length - i);
+      open.rows += take;
+      i += take;
+      open.hi = int64Text(raw, i - 1);
+      if (open.rows === size) open = null;
+    }
+  });
+  return chunks;
+}
+
+/**
  * Checks the source and target, records the run and stores its chunk plan: key ranges of
  * about chunkSize rows each, computed in one pass over the window's ids.
  */
@@ -115,19 +142,20 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
       ],
     );
     await client.query('DELETE FROM batch_chunks WHERE run_id = $1', [ctx.runId]);
-    const plan = await client.query(
-      `INSERT INTO batch_chunks (run_id, chunk_no, key_lo, key_hi, planned_rows)
-       SELECT $1, bucket, min(k), max(k), count(*)
-       FROM (SELECT ${id} AS k, (row_number() OVER (ORDER BY ${id}) - 1) / $2 AS bucket
-             FROM ${source} WHERE ${ts} >= $3 AND ${ts} < $4 AND ${id} IS NOT NULL) keyed
-       GROUP BY bucket
-       RETURNING planned_rows`,
-      [ctx.runId, job.chunkSize, window.from, window.to],
+    const chunks = await chunkRanges(
+      client,
+      `SELECT ${id}::int8 FROM ${source} WHERE ${ts} >= ${literal(window.from)} AND ${ts} < ${literal(window.to)} AND ${id} IS NOT NULL ORDER BY ${id}`,
+      job.chunkSize,
     );
-    const rows = plan.rows.reduce((sum, r) => sum + r.planned_rows, 0);
-    await client.query('UPDATE batch_runs SET chunks = $2 WHERE run_id = $1', [ctx.runId, plan.rowCount]);
+    await client.query(
+      `INSERT INTO batch_chunks (run_id, chunk_no, key_lo, key_hi, planned_rows)
+       SELECT $1, n - 1, lo, hi, planned FROM unnest($2::bigint[], $3::bigint[], $4::int[]) WITH ORDINALITY AS c (lo, hi, planned, n)`,
+      [ctx.runId, chunks.map((c) => c.lo), chunks.map((c) => c.hi), chunks.map((c) => c.rows)],
+    );
+    const rows = chunks.reduce((sum, c) => sum + c.rows, 0);
+    await client.query('UPDATE batch_runs SET chunks = $2 WHERE run_id = $1', [ctx.runId, chunks.length]);
     await client.query('COMMIT');
-    return { chunks: plan.rowCount ?? 0, rows };
+    return { chunks: chunks.length, rows };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     throw err;
