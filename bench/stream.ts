@@ -3,8 +3,9 @@
 // decision. Events enter as producers send them, through the event ingress that
 // `POST /v1/events` and `emitEvent()` callers use. Reports the sustained rate,
 // event→decision latency, backlog growth, the CPU time each event costs (the dev server's,
-// the workers', this process's and PostgreSQL's) and Temporal history events per event, beside a floor: the same three model
-// calls and the decision in-process, without Temporal.
+// the workers', this process's and PostgreSQL's), the PostgreSQL rows and bytes it stores and
+// Temporal history events per event, beside a floor: the same three model calls and the
+// decision in-process, without Temporal.
 //
 //   npm run bench:stream -- [--mode batched|per-event] [--seconds 60] [--rates 500,1000,2000,5000]
 //
@@ -210,6 +211,15 @@ async function historyEvents(): Promise<number> {
   return total;
 }
 
+/** Rows inserted into the streaming tables so far and their size: what each event costs PostgreSQL to store. */
+async function streamTables(): Promise<{ rows: number; bytes: number }> {
+  const { rows } = await stack.pool.query(
+    `SELECT coalesce(sum(n_tup_ins), 0)::float8 AS rows, coalesce(sum(pg_total_relation_size(relid)), 0)::float8 AS bytes
+     FROM pg_stat_user_tables WHERE relname IN ('inbound_events', 'stream_records')`,
+  );
+  return { rows: rows[0].rows, bytes: rows[0].bytes };
+}
+
 async function atRate(rate: number, label: string) {
   const total = Math.round(rate * seconds);
   const latencies: number[] = [];
@@ -218,6 +228,7 @@ async function atRate(rate: number, label: string) {
   const backlog: Array<[number, number]> = [];
   const pending: Promise<void>[] = [];
   const historyBefore = await historyEvents();
+  const tablesBefore = await streamTables();
   const cpuBefore = { server: server?.pid ? cpuSeconds(server.pid) : NaN, bench: cpuSeconds(process.pid), workers: workersCpu(), postgres: postgresCpuSeconds(postmaster) };
   const t0 = performance.now();
   const sampler = setInterval(() => backlog.push([(performance.now() - t0) / 1000, pending.length - done - failed]), 250);
@@ -254,6 +265,9 @@ async function atRate(rate: number, label: string) {
   // Visibility lags the histories a little: give it a moment before counting.
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   const historyPerEvent = ((await historyEvents()) - historyBefore) / Math.max(1, done);
+  const tablesAfter = await streamTables();
+  const rowsPerEvent = (tablesAfter.rows - tablesBefore.rows) / Math.max(1, done);
+  const bytesPerEvent = (tablesAfter.bytes - tablesBefore.bytes) / Math.max(1, done);
   return {
     rate,
     serverCpuMs,
@@ -261,6 +275,8 @@ async function atRate(rate: number, label: string) {
     workersCpuMs,
     postgresCpuMs,
     historyPerEvent,
+    rowsPerEvent,
+    bytesPerEvent,
     sustained: done / elapsed,
     p50: percentile(latencies, 50),
     p95: percentile(latencies, 95),
@@ -289,13 +305,15 @@ for (const rate of rates) {
       `p95 ${r.p95.toFixed(0)} ms (${(r.p95 / f.p95).toFixed(0)}x), p99 ${r.p99.toFixed(0)} ms (${(r.p99 / f.p99).toFixed(0)}x), ` +
       `backlog ${r.backlogSlope >= 0 ? '+' : ''}${r.backlogSlope.toFixed(2)} events/s (${r.backlogAtEnd} waiting when arrivals stopped), failed ${r.failed}; ` +
       `CPU per event: Temporal server ${r.serverCpuMs.toFixed(2)} ms, ${workerProcesses > 0 ? `worker processes ${r.workersCpuMs.toFixed(2)} ms, load generator + ingress ${r.processCpuMs.toFixed(2)} ms` : `this process (workers + load generator) ${r.processCpuMs.toFixed(2)} ms`}, PostgreSQL ${r.postgresCpuMs.toFixed(2)} ms; ` +
-      `Temporal history events per event ${r.historyPerEvent.toFixed(2)}; sustained rate / floor ${(r.sustained / f.rate).toFixed(3)} → ${holds ? 'holds' : 'does not hold'}`,
+      `Temporal history events per event ${r.historyPerEvent.toFixed(2)}; PostgreSQL rows per event ${r.rowsPerEvent.toFixed(2)} (${r.bytesPerEvent.toFixed(0)} bytes, indexes included); sustained rate / floor ${(r.sustained / f.rate).toFixed(3)} → ${holds ? 'holds' : 'does not hold'}`,
   );
   if (mode === 'batched') say(`  where partition 0's time went:\n${(await partitionTimeline(client, partitionWorkflowId(tag, 'ride_started', 0), startedAt)).join('\n')}`);
 }
 const held = results.filter((r) => r.p95 < 250 && r.failed === 0 && r.backlogSlope < 0.5 && r.sustained >= r.rate * 0.95).map((r) => r.rate);
 if (server?.pid) say(`Temporal dev server peak RSS: ${peakRssMiB(server.pid).toFixed(0)} MiB`);
 say(`highest rate that holds (p95 < 250 ms, no backlog growth): ${held.length ? `${Math.max(...held)} events/s` : 'none of those tried'}`);
+const sustained = results.filter((r) => r.failed === 0 && r.backlogSlope < 0.5 && r.sustained >= r.rate * 0.95).map((r) => r.rate);
+say(`highest rate sustained (no backlog growth, whatever the latency): ${sustained.length ? `${Math.max(...sustained)} events/s` : 'none of those tried'}`);
 
 ingress.close();
 for (const w of workers) w.shutdown();
