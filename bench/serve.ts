@@ -1,18 +1,22 @@
 // Web service benchmark (`npm run bench:serve`). The server runs in a child process
-// (`mldeploy serve`) and autocannon drives it from this one, on the same 2-core machine.
+// (`mldeploy serve`); autocannon drives it from this one, and gRPC load comes from two load
+// processes of its own (bench/grpc-load.ts), all on the same 2-core machine.
 // Figures: (a) POST /predict with one record per request, (b) the HTTP floor (a bare
 // route on the same server, through the same hooks), (c) v2 infer with one row; the
 // ratio a/b; v2 infer of one row and of 10,000 rows over HTTP JSON, HTTP binary and gRPC
-// (rows/s and binary/JSON for 10,000 rows); p99 of /predict at a fixed 1,000 req/s; dynamic
+// (rows/s and binary/JSON for 10,000 rows), the same for a linear model without string inputs; p99 of /predict at a fixed 1,000 req/s; dynamic
 // batching on vs off; and p99 of small requests while 10,000-record requests run beside them.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { loadConfig } from '../src/config.ts';
 import { openStack } from '../src/stack/stack.ts';
 import { freePort, waitFor } from '../src/stack/ports.ts';
 import { ModelStore } from '../src/registry/store.ts';
+import { registerModel } from '../src/registry/register.ts';
 import { grpcLoad } from './grpc-load.ts';
 import { registerBenchModel } from './support.ts';
 
@@ -26,6 +30,21 @@ const V2_BODY = {
     { name: 'trip_distance', shape: [1, 1], datatype: 'FP32', data: [4] },
   ],
 };
+/** The linear model's v2 bodies for `rows` rows: one FP32 [rows, 3] input `x` (no strings, so scoring is cheap and the transport shows). */
+function linearBodies(model: string, rows: number) {
+  const features = Float32Array.from({ length: rows * 3 }, (_, k) => (k % 3 === 2 ? 0.5 + ((k / 3) % 40) : 1 + (k % 263)));
+  const json = { inputs: [{ name: 'x', shape: [rows, 3], datatype: 'FP32', data: Array.from(features) }] };
+  const raw = Buffer.from(features.buffer);
+  const header = Buffer.from(
+    JSON.stringify({ inputs: [{ name: 'x', shape: [rows, 3], datatype: 'FP32', parameters: { binary_data_size: raw.length } }], parameters: { binary_data_output: true } }),
+  );
+  return {
+    json,
+    binary: { payload: Buffer.concat([header, raw]), headers: { 'inference-header-content-length': String(header.length) } },
+    grpc: { model_name: model, inputs: [{ name: 'x', shape: [rows, 3], datatype: 'FP32' }], raw_input_contents: [raw] },
+  };
+}
+
 /** v2 infer bodies for `rows` rows: JSON, the binary extension (header + raw bytes) and a gRPC request with raw contents. */
 function v2Bodies(model: string, rows: number) {
   const keys = Array.from({ length: rows }, (_, i) => `${1 + (i % 263)}_${1 + ((i * 7) % 263)}`);
@@ -118,6 +137,11 @@ const fmt = (f: Figure) =>
 async function main() {
   const stack = await openStack(loadConfig(), { temporal: false });
   const model = await registerBenchModel(new ModelStore(stack.pool), 'trip-duration');
+  // The test fixture y = a·x + b over three FP32 features: scoring 10,000 rows costs little.
+  const linear = `bench-linear-${Date.now()}`;
+  const fixture = (file: string) => fs.readFileSync(path.join('test', 'fixtures', 'models', file));
+  const linearSpec = JSON.parse(fixture('plain_linear.spec.json').toString());
+  await registerModel(new ModelStore(stack.pool), { name: linear, bytes: fixture('plain_linear.onnx'), spec: linearSpec, alias: 'production', maxBytes: 1 << 26 });
   const ref = `${model}@production`;
   const say = (line: string) => process.stdout.write(`${line}\n`);
   say(`web service benchmark: ${DURATION_S} s per figure, ${CONNECTIONS} connections, model ${ref}, server and load generator on this ${os.cpus().length}-core machine`);
@@ -136,7 +160,7 @@ async function main() {
       const one = v2Bodies(model, 1);
       const v2Binary = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', raw: one.binary });
       say(`(d) v2 infer, 1 row, HTTP binary       ${fmt(v2Binary)}   d/a ${(v2Binary.rps / predict.rps).toFixed(2)}`);
-      const v2Grpc = await grpcLoad(server.grpcAddress, one.grpc, { connections: CONNECTIONS, duration: DURATION_S });
+      const v2Grpc = await grpcLoad(server.grpcAddress, one.grpc, { connections: CONNECTIONS, duration: DURATION_S, metricsUrl: `${server.url}/metrics` });
       say(`(e) v2 ModelInfer, 1 row, gRPC         ${fmt(v2Grpc)}   e/a ${(v2Grpc.rps / predict.rps).toFixed(2)}   (c/a ${(v2.rps / predict.rps).toFixed(2)})`);
       const big10k = v2Bodies(model, 10_000);
       await settle();
@@ -146,9 +170,22 @@ async function main() {
       say(
         `(g) v2 infer, 10,000 rows, HTTP binary ${fmt(bigBinary)}   ${Math.round(bigBinary.rps * 10_000).toLocaleString('en-US')} rows/s   binary/JSON ${(bigBinary.rps / bigJson.rps).toFixed(2)}`,
       );
-      const bigGrpc = await grpcLoad(server.grpcAddress, big10k.grpc, { connections: 4, duration: DURATION_S });
+      const bigGrpc = await grpcLoad(server.grpcAddress, big10k.grpc, { connections: 4, duration: DURATION_S, metricsUrl: `${server.url}/metrics` });
       say(
         `(h) v2 ModelInfer, 10,000 rows, gRPC   ${fmt(bigGrpc)}   ${Math.round(bigGrpc.rps * 10_000).toLocaleString('en-US')} rows/s   gRPC/JSON ${(bigGrpc.rps / bigJson.rps).toFixed(2)}`,
+      );
+      // 10,000 rows for the linear model (one FP32 [N, 3] input): scoring costs little, so the transports show.
+      const linear10k = linearBodies(linear, 10_000);
+      await settle();
+      const linearJson = await load(`${server.url}/v2/models/${linear}/infer`, { method: 'POST', body: linear10k.json, connections: 4 });
+      say(`(i) linear, 10,000 rows, HTTP JSON    ${fmt(linearJson)}   ${Math.round(linearJson.rps * 10_000).toLocaleString('en-US')} rows/s`);
+      const linearBinary = await load(`${server.url}/v2/models/${linear}/infer`, { method: 'POST', raw: linear10k.binary, connections: 4 });
+      say(
+        `(j) linear, 10,000 rows, HTTP binary  ${fmt(linearBinary)}   ${Math.round(linearBinary.rps * 10_000).toLocaleString('en-US')} rows/s   binary/JSON ${(linearBinary.rps / linearJson.rps).toFixed(2)}`,
+      );
+      const linearGrpc = await grpcLoad(server.grpcAddress, linear10k.grpc, { connections: 4, duration: DURATION_S, metricsUrl: `${server.url}/metrics` });
+      say(
+        `(k) linear, 10,000 rows, gRPC         ${fmt(linearGrpc)}   ${Math.round(linearGrpc.rps * 10_000).toLocaleString('en-US')} rows/s   gRPC/JSON ${(linearGrpc.rps / linearJson.rps).toFixed(2)}`,
       );
       await settle();
       fixed = await load(`${server.url}/predict`, { method: 'POST', body: RIDE, connections: 16, overallRate: 1000 });
@@ -176,8 +213,8 @@ async function main() {
     }
     say(`load average after: ${os.loadavg()[0].toFixed(1)}`);
   } finally {
-    await stack.pool.query('DELETE FROM model_aliases WHERE name = $1', [model]);
-    await stack.pool.query('DELETE FROM model_versions WHERE name = $1', [model]);
+    await stack.pool.query('DELETE FROM model_aliases WHERE name = ANY($1)', [[model, linear]]);
+    await stack.pool.query('DELETE FROM model_versions WHERE name = ANY($1)', [[model, linear]]);
     await stack.close();
   }
 }

@@ -1,6 +1,7 @@
 // The Open Inference Protocol v2 (KServe / Triton REST): JSON tensors, and the binary
 // tensor extension (src/serve/v2-binary.ts) that tritonclient.http uses by default.
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { SLICE_RECORDS } from '../inference/data-plane.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
 import { errorResponses, untilClientGone } from './errors.ts';
 import type { ServeContext } from './context.ts';
@@ -203,7 +204,8 @@ export async function v2Routes(app: FastifyInstance, ctx: ServeContext): Promise
       binaryOf(body),
       // The protocol's own request id when the client gives one (tritonclient's request_id).
       body.id || request.id,
-      untilClientGone(reply),
+      // Only a request scored in slices can stop between them; one-row calls skip the listener.
+      (body.inputs[0]?.shape[0] ?? 0) > SLICE_RECORDS ? untilClientGone(reply) : undefined,
     );
     const head = { model_name: model.name, model_version: String(model.version), ...(body.id !== undefined ? { id: body.id } : {}) };
     // Binary outputs only when asked: per output (binary_data) or for all (binary_data_output).

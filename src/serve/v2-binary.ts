@@ -2,6 +2,7 @@
 // sends by default): a JSON header of Inference-Header-Content-Length bytes, then the raw
 // little-endian bytes of every tensor whose parameters carry binary_data_size, in order.
 // BYTES elements each carry a 4-byte little-endian length prefix.
+import { isUtf8 } from 'node:buffer';
 import type ort from 'onnxruntime-node';
 import { ELEMENT_BYTES, fromFloat16Bits, viewOf, type Dtype, type TensorBuffer } from '../registry/dtypes.ts';
 import { badRequest } from './errors.ts';
@@ -54,25 +55,31 @@ export function parseBinaryBody(body: Buffer, headerLength: unknown): unknown {
   return header;
 }
 
+/** Whether bytes[from, to) are all ASCII (then latin1 decoding is exact, and no UTF-8 check is needed). */
+function ascii(bytes: Buffer, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (bytes[k] > 0x7f) return false;
+  return true;
+}
+
+// Straight from the body: an ASCII element (the common case) is read as latin1, without a
+// view object or a decoder; any other is checked as UTF-8 and read once.
 function decodeStrings(name: string, bytes: Buffer, size: number): string[] {
-  const out: string[] = [];
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const out = new Array<string>(size);
   let at = 0;
+  let i = 0;
   while (at < bytes.length) {
-    const i = out.length;
     if (i >= size) throw badRequest(`input '${name}' holds more than the ${size} BYTES elements its shape says`);
     if (at + 4 > bytes.length) throw badRequest(`input '${name}': element ${i}'s 4-byte length prefix is cut off (${bytes.length - at} bytes left)`);
     const n = bytes.readUInt32LE(at);
     at += 4;
     if (at + n > bytes.length) throw badRequest(`input '${name}': element ${i} claims ${n} bytes, only ${bytes.length - at} are left`);
-    try {
-      out.push(utf8.decode(bytes.subarray(at, at + n)));
-    } catch {
-      throw badRequest(`input '${name}': element ${i} is not valid UTF-8`);
-    }
+    if (ascii(bytes, at, at + n)) out[i] = bytes.toString('latin1', at, at + n);
+    else if (isUtf8(bytes.subarray(at, at + n))) out[i] = bytes.toString('utf8', at, at + n);
+    else throw badRequest(`input '${name}': element ${i} is not valid UTF-8`);
     at += n;
+    i++;
   }
-  if (out.length !== size) throw badRequest(`input '${name}' needs ${size} BYTES elements for its shape, the binary data holds ${out.length}`);
+  if (i !== size) throw badRequest(`input '${name}' needs ${size} BYTES elements for its shape, the binary data holds ${i}`);
   return out;
 }
 
