@@ -31,6 +31,7 @@ import type {
 } from '../src/streaming/partition-types.ts';
 import { decide, rejection } from '../src/streaming/policy.ts';
 import { consumerTaskQueue, currentRouting, type ConsumerConfig } from '../src/streaming/routing.ts';
+import type { ActivityDeps } from './deps.ts';
 import type { StreamingSettings } from '../src/streaming/settings.ts';
 import { appendBatchRecord, pendingRanges, rangePredictions } from '../src/streaming/prediction-batches.ts';
 import { decisionRecordId, type ConsumerOutcome, type Decision } from '../src/streaming/types.ts';
@@ -80,7 +81,12 @@ function checked(models: ModelCache, consumers: ReadonlyArray<Pick<BatchConsumer
 }
 
 /** Scores consumer batches: needs only the model cache, the inbound log and the streams. */
-export function createConsumerBatchActivities({ models, settings, inbound }: Pick<PartitionActivityDeps, 'models' | 'settings' | 'inbound'>) {
+export function createConsumerBatchActivities({
+  models,
+  settings,
+  inbound,
+  streamSampler,
+}: Pick<PartitionActivityDeps, 'models' | 'settings' | 'inbound'> & Pick<ActivityDeps, 'streamSampler'>) {
   return {
     async scoreConsumerBatch(input: ConsumerBatchInput): Promise<ConsumerBatchResult> {
       const labels = { consumer: input.consumer, model: input.model.name, version: String(input.model.version) };
@@ -112,6 +118,11 @@ export function createConsumerBatchActivities({ models, settings, inbound }: Pic
         return outcome ? [{ offset: e.offset, id: e.id, prediction: outcome.prediction!, ...(outcome.classification ? { classification: outcome.classification } : {}) }] : [];
       });
       const created = await appendBatchRecord(await settings.backend(), input, { name: model.name, version: model.version }, scored);
+      // Monitoring (docs/monitoring.md): a sample of the features, when the model has a prediction-stream monitor.
+      const sample = events.flatMap((e, i) =>
+        result.predictions[i] === null ? [] : [{ eventId: e.id, features: e.value as Record<string, unknown>, prediction: result.predictions[i]! }],
+      );
+      await streamSampler?.record(model, input.consumer, input.eventType, sample);
       predictionsTotal.inc({ ...labels, status: 'ok' }, created);
       if (scored.length > created) predictionsTotal.inc({ ...labels, status: 'duplicate' }, scored.length - created);
       if (failed.length > 0) predictionsTotal.inc({ ...labels, status: 'error' }, failed.length);

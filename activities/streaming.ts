@@ -40,7 +40,7 @@ export interface PredictInput {
 }
 
 /** What a consumer's worker needs: only the model cache and the streams. */
-export function createConsumerActivities({ models }: Pick<ActivityDeps, 'models'>, settings: StreamingSettings) {
+export function createConsumerActivities({ models, streamSampler }: Pick<ActivityDeps, 'models' | 'streamSampler'>, settings: StreamingSettings) {
   return {
     async predictForConsumer(input: PredictInput): Promise<PredictionRecord> {
       const labels = { consumer: input.consumer, model: input.model.name, version: String(input.model.version) };
@@ -73,6 +73,8 @@ export function createConsumerActivities({ models }: Pick<ActivityDeps, 'models'
     };
     const stored = await (await settings.backend()).append('predictions', record.id, record);
     predictionsTotal.inc({ ...labels, status: stored.created ? 'ok' : 'duplicate' });
+    // Monitoring (docs/monitoring.md): a sample of the features, when the model has a prediction-stream monitor.
+    await streamSampler?.record(model, input.consumer, input.event.type, [{ eventId: input.event.id, features: input.features, prediction: record.prediction }]);
     return stored.value;
   }
 }

@@ -10,6 +10,7 @@ import type { InboundLog } from './streaming/inbound-log.ts';
 import { ensureBatchedRoutes } from './streaming/partitions.ts';
 import { loadRouting } from './streaming/routing.ts';
 import { log } from './log.ts';
+import { StreamInputSampler } from './monitoring/sampling.ts';
 import { createConsumerWorkers, createPartitionActivityWorker, EVENT_WORKFLOW_TUNING, selectConsumerQueues, type StreamingWorkerDeps } from './streaming/workers.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -46,7 +47,17 @@ export async function createWorker(deps: WorkerDeps, taskQueue: string, opts: { 
 export async function workerDeps(resources: Resources): Promise<WorkerDeps & StreamingWorkerDeps> {
   const { stack, pool, store, models, streaming, inbound, config } = resources;
   if (!stack.temporal) throw new Error('a worker needs Temporal, but the stack was opened without it');
-  return { connection: await stack.nativeConnection(), namespace: stack.temporal.namespace, pool, store, models, settings: streaming, inbound, monitoring: config.monitoring };
+  return {
+    connection: await stack.nativeConnection(),
+    namespace: stack.temporal.namespace,
+    pool,
+    store,
+    models,
+    settings: streaming,
+    inbound,
+    monitoring: config.monitoring,
+    streamSampler: new StreamInputSampler(pool, config.monitoring.sampleRate),
+  };
 }
 
 /**

@@ -100,7 +100,8 @@ const INSERT_STREAM = `INSERT INTO prediction_log (request_id, record_index, mod
  * The stream consumers' sampler: what a consumer calls with its model and the events it
  * scored (after appending their predictions). Keeps the features of a sample of the events
  * when the model has a prediction-stream monitor; the sample is decided by the event id, and
- * a retried batch stores nothing twice. Returns how many events were kept.
+ * a retried batch stores nothing twice. Returns how many events were kept (0 when the write
+ * failed: that is logged, never thrown).
  */
 export class StreamInputSampler {
   readonly monitored: MonitoredModels;
@@ -129,7 +130,13 @@ export class StreamInputSampler {
       rows.push({ request_id: requestId, model_name: model.name, model_version: model.version, features, prediction: e.prediction });
     }
     if (rows.length === 0) return 0;
-    await this.pool.query(INSERT_STREAM, [JSON.stringify(rows, jsonbSafe)]);
+    try {
+      await this.pool.query(INSERT_STREAM, [JSON.stringify(rows, jsonbSafe)]);
+    } catch (err) {
+      // Monitoring never fails a consumer: the monitor reads fewer samples.
+      log.warn({ err: (err as Error).message, model: model.name, consumer, events: rows.length }, 'stream input samples not stored');
+      return 0;
+    }
     return rows.length;
   }
 }

@@ -4,7 +4,8 @@
 // flagged drifted when the schedule is triggered, with the search attribute, a report page
 // and one drift alert to a real HTTP receiver (its first answer a 503, so the alert is
 // retried under the same idempotency key). Unshifted traffic is stable; an unmonitored
-// model's records are not kept. A drifted batch run alerts the default webhook. Bad
+// model's records are not kept. A drifted batch run alerts the default webhook. A
+// prediction-stream monitor profiles the features the consumers' sampler kept. Bad
 // arguments give one clear error.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { startBatchRun } from '../../src/batch/client.ts';
+import { DataPlane } from '../../src/inference/data-plane.ts';
+import { createMonitor, deleteMonitor } from '../../src/monitoring/monitors.ts';
+import { idShare, StreamInputSampler } from '../../src/monitoring/sampling.ts';
 import { RIDE_COLUMNS } from '../../src/demo.ts';
 import { buildProfile } from '../../src/monitoring/build.ts';
 import { saveProfile } from '../../src/monitoring/store.ts';
@@ -43,6 +47,7 @@ let shifted: { name: string; version: number };
 let steady: { name: string; version: number };
 let unmonitored: { name: string; version: number };
 let unprofiled: { name: string; version: number };
+let streamed: { name: string; version: number };
 let view: string;
 
 const cliEnv = () => ({
@@ -102,7 +107,8 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/drift`;
 
-  [shifted, steady, unmonitored, unprofiled] = await Promise.all([
+  [shifted, steady, unmonitored, unprofiled, streamed] = await Promise.all([
+    registerExample(env, 'trip-duration'),
     registerExample(env, 'trip-duration'),
     registerExample(env, 'trip-duration'),
     registerExample(env, 'trip-duration'),
@@ -116,7 +122,7 @@ beforeAll(async () => {
      WHERE lpep_pickup_datetime >= '2024-03-01'`,
   );
   const models = new ModelCache(env.store, 1);
-  for (const model of [shifted, steady, unmonitored]) {
+  for (const model of [shifted, steady, unmonitored, streamed]) {
     const reference = await buildProfile(env.pool, await models.get(model), {
       kind: 'table',
       table: view,
@@ -235,6 +241,43 @@ describe('monitor schedules over the prediction log', () => {
       rows: ROWS,
       report: `http://reports.example/v1/runs/${summary.runId}/report`,
     });
+  }, 120_000);
+
+  it("a prediction-stream monitor profiles the consumers' sampled features", async () => {
+    const monitor = await createMonitor(env.pool, env.store, env.client, {
+      ref: `${streamed.name}@production`,
+      everyMs: HOUR_MS,
+      source: 'prediction-stream',
+      taskQueue: worker.taskQueue,
+    });
+    // What a consumer does after appending its predictions: hand the scored events to the sampler.
+    const sampler = new StreamInputSampler(env.pool, 0.5);
+    await sampler.monitored.refresh();
+    const models = new ModelCache(env.store, 1);
+    const model = await models.get(streamed);
+    const march = await rides('2024-03');
+    const { predictions } = await new DataPlane({ lane: 'cli' }).many(model, march);
+    const events = march.map((features, i) => ({ eventId: `ride-${i}`, features, prediction: predictions[i]! }));
+    const kept = events.filter((e) => idShare(`ride_started:${e.eventId}:duration`) < 0.5).length;
+    expect(kept / events.length).toBeGreaterThan(0.4);
+    expect(kept / events.length).toBeLessThan(0.6);
+    expect(await sampler.record(model, 'duration', 'ride_started', events)).toBe(kept);
+    // A retried consumer batch keeps the same events, and stores none of them twice.
+    await sampler.record(model, 'duration', 'ride_started', events);
+    const stored = await env.pool.query("SELECT count(*)::int AS n FROM prediction_log WHERE model_name = $1 AND source = 'stream' AND sampled", [streamed.name]);
+    expect(stored.rows[0].n).toBe(kept);
+    // A model without a prediction-stream monitor: nothing kept.
+    expect(await new StreamInputSampler(env.pool, 1).record(await models.get(steady), 'duration', 'ride_started', events)).toBe(0);
+    await models.release();
+
+    const last = (await env.pool.query("SELECT max(predicted_at) AS at FROM prediction_log WHERE model_name = $1 AND source = 'stream'", [streamed.name])).rows[0].at as Date;
+    await waitFor(() => Date.now() > Math.ceil((last.getTime() + 1) / 1000) * 1000, 'the next second');
+    const run = await triggerRun(env.client, monitor.monitorId);
+    expect(run.result).toMatchObject({ status: 'finished', rows: kept, drift: { drifted: true } });
+    expect(run.result.drift!.features.sort()).toEqual(['PU_DO', 'trip_distance']);
+    expect(run.attribute).toBe('drifted');
+    expect(run.result.alert).toMatchObject({ sent: true, url: hook });
+    await deleteMonitor(env.pool, env.client, monitor.monitorId);
   }, 120_000);
 
   it('bad arguments give one error line and exit 1', async () => {
