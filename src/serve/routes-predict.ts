@@ -113,7 +113,8 @@ export async function predictRoutes(app: FastifyInstance, ctx: ServeContext): Pr
         predictions,
         labels: outcomes.map((o) => o.classification!.label),
         probabilities: outcomes.map((o) => o.classification!.probabilities),
-        classes: model.spec.classifier!.classes ?? classes,
+        // A version without stored class labels numbers its probability columns 0..k-1.
+        classes: model.spec.classifier!.classes ?? classes.map((_, k) => k),
       };
     },
   );
