@@ -11,6 +11,21 @@ import { ModelCache } from '../../src/registry/runtime.ts';
 import { WORKFLOWS_PATH } from '../../src/worker.ts';
 import { seedRides } from '../../src/rides/seed.ts';
 import { uniqueName, type TestEnv } from '../helpers.ts';
+import type { BatchJobInput } from '../../src/batch/job.ts';
+import { RIDE_COLUMNS } from '../../src/demo.ts';
+
+/** A job scoring `source` (a rides view) with `model` over January 2024, with the actual duration and two passthrough columns. */
+export function januaryJob(model: string, source: string, extra: Partial<BatchJobInput> = {}): BatchJobInput {
+  return {
+    name: uniqueName('job'),
+    model: `${model}@production`,
+    source: { table: source, ...RIDE_COLUMNS, actualColumn: 'duration', passthrough: ['PULocationID', 'DOLocationID'] },
+    window: { from: '2024-01-01T00:00:00Z', to: '2024-02-01T00:00:00Z' },
+    chunkSize: 10_000,
+    parallelism: 2,
+    ...extra,
+  };
+}
 
 /** A rides table of its own (plus a duration view), seeded with the given months. */
 export async function ridesTable(pool: Pool, months: Record<string, number>): Promise<{ table: string; view: string }> {

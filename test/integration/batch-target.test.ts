@@ -7,11 +7,10 @@ import { startBatchRun } from '../../src/batch/client.ts';
 import type { BatchJobInput } from '../../src/batch/job.ts';
 import { ColumnBatch, copyColumns, planColumns } from '../../src/batch/columns.ts';
 import { LeanRows } from '../../src/batch/copy-out.ts';
-import { RIDE_COLUMNS } from '../../src/demo.ts';
 import { from as copyFrom } from 'pg-copy-streams';
 import { finished } from 'node:stream/promises';
 import { openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
-import { ridesTable, workerFailingAfterWrite } from './batch-support.ts';
+import { januaryJob, ridesTable, workerFailingAfterWrite } from './batch-support.ts';
 
 let env: TestEnv;
 let model: string;
@@ -24,15 +23,7 @@ afterAll(async () => env.close());
 const JANUARY = { from: '2024-01-01T00:00:00Z', to: '2024-02-01T00:00:00Z' };
 
 function job(source: string, extra: Partial<BatchJobInput> = {}): BatchJobInput {
-  return {
-    name: uniqueName('job'),
-    model: `${model}@production`,
-    source: { table: source, ...RIDE_COLUMNS, actualColumn: 'duration', passthrough: ['PULocationID', 'DOLocationID'] },
-    window: JANUARY,
-    chunkSize: 2_000,
-    parallelism: 2,
-    ...extra,
-  };
+  return januaryJob(model, source, { chunkSize: 2_000, ...extra });
 }
 
 describe('batch targets', () => {

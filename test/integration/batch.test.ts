@@ -6,8 +6,7 @@ import { startBatchRun } from '../../src/batch/client.ts';
 import type { BatchJobInput } from '../../src/batch/job.ts';
 import { progressQuery } from '../../workflows/batch-scoring.ts';
 import { openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
-import { ridesTable, spawnWorker, waitUntil, workerFailingAfterWrite } from './batch-support.ts';
-import { RIDE_COLUMNS } from '../../src/demo.ts';
+import { januaryJob, ridesTable, spawnWorker, waitUntil, workerFailingAfterWrite } from './batch-support.ts';
 
 let env: TestEnv;
 let model: string;
@@ -17,18 +16,8 @@ beforeAll(async () => {
 });
 afterAll(async () => env.close());
 
-const JANUARY = { from: '2024-01-01T00:00:00Z', to: '2024-02-01T00:00:00Z' };
-
 function job(source: string, extra: Partial<BatchJobInput> = {}): BatchJobInput {
-  return {
-    name: uniqueName('job'),
-    model: `${model}@production`,
-    source: { table: source, ...RIDE_COLUMNS, actualColumn: 'duration', passthrough: ['PULocationID', 'DOLocationID'] },
-    window: JANUARY,
-    chunkSize: 10_000,
-    parallelism: 2,
-    ...extra,
-  };
+  return januaryJob(model, source, extra);
 }
 
 async function predictionCounts(jobName: string) {
