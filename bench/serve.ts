@@ -1,11 +1,12 @@
 // Web service benchmark (`npm run bench:serve`). The server runs in a child process
-// (`mldeploy serve`); autocannon drives it from this one, and gRPC load comes from two load
-// processes of its own (bench/grpc-load.ts), all on the same 2-core machine.
-// Figures: (a) POST /predict with one record per request, (b) the HTTP floor (a bare
-// route on the same server, through the same hooks), (c) v2 infer with one row; the
-// ratio a/b; v2 infer of one row and of 10,000 rows over HTTP JSON, HTTP binary and gRPC
-// (rows/s and binary/JSON for 10,000 rows), the same for a linear model without string inputs; p99 of /predict at a fixed 1,000 req/s; dynamic
-// batching on vs off; and p99 of small requests while 10,000-record requests run beside them.
+// (`mldeploy serve`); autocannon drives HTTP from this process, and gRPC load comes from h2load
+// (or grpc-js load processes of their own; bench/grpc-load.ts), all on the same 2-core machine.
+// Figures: (a) POST /predict with one record per request, (b) the HTTP floor (a bare route on
+// the same server, through the same hooks), v2 infer of one row and of 10,000 rows over HTTP
+// JSON, HTTP binary and gRPC (rows/s and binary/JSON for 10,000 rows), the same 10,000 rows for
+// a linear model without string inputs; the figures a ratio compares run interleaved in rounds
+// (--rounds); p99 of /predict at a fixed 1,000 req/s; dynamic batching on vs off; and p99 of
+// small requests while 10,000-record requests run beside them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,8 +21,12 @@ import { registerModel } from '../src/registry/register.ts';
 import { grpcLoad } from './grpc-load.ts';
 import { registerBenchModel } from './support.ts';
 
-const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' } } });
+const { values: args } = parseArgs({
+  options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' }, rounds: { type: 'string', default: '3' } },
+});
 const DURATION_S = Number(args.seconds);
+/** Rounds the compared figures are measured in, interleaved (--rounds). */
+const ROUNDS = Math.max(1, Number(args.rounds));
 const CONNECTIONS = Number(args.connections);
 const RIDE = { PULocationID: 10, DOLocationID: 50, trip_distance: 4 };
 const V2_BODY = {
@@ -128,6 +133,24 @@ async function load(
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx + result.timeouts };
 }
 
+/**
+ * Runs each measurement ROUNDS times, in turn within each round, and merges each one's rounds:
+ * req/s averaged (equal spans), p50 the median of the rounds', p99 the highest, errors summed.
+ */
+async function interleaved(measures: Array<() => Promise<Figure>>): Promise<Figure[]> {
+  const rounds: Figure[][] = measures.map(() => []);
+  for (let r = 0; r < ROUNDS; r++) for (const [i, measure] of measures.entries()) rounds[i].push(await measure());
+  return rounds.map((figures) => {
+    const p50s = figures.map((f) => f.p50).sort((a, b) => a - b);
+    return {
+      rps: figures.reduce((n, f) => n + f.rps, 0) / figures.length,
+      p50: p50s[Math.floor(p50s.length / 2)],
+      p99: Math.max(...figures.map((f) => f.p99)),
+      errors: figures.reduce((n, f) => n + f.errors, 0),
+    };
+  });
+}
+
 /** Lets the server finish the previous run's backlog (and collect its garbage) before a latency figure. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 2000));
 
@@ -144,49 +167,56 @@ async function main() {
   await registerModel(new ModelStore(stack.pool), { name: linear, bytes: fixture('plain_linear.onnx'), spec: linearSpec, alias: 'production', maxBytes: 1 << 26 });
   const ref = `${model}@production`;
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  say(`web service benchmark: ${DURATION_S} s per figure, ${CONNECTIONS} connections, model ${ref}, server and load generator on this ${os.cpus().length}-core machine`);
+  say(
+    `web service benchmark: ${DURATION_S} s per figure (in ${ROUNDS} interleaved rounds), ${CONNECTIONS} connections, model ${ref}, server and load generator on this ${os.cpus().length}-core machine`,
+  );
   say(`load average before: ${os.loadavg()[0].toFixed(1)} (other work on the machine shows here)`);
   try {
     const server = await startServer(stack.databaseUrl, ref);
     let floor: Figure, predict: Figure, v2: Figure, fixed: Figure;
     try {
       await load(`${server.url}/predict`, { method: 'POST', body: RIDE, duration: 3 }); // warm-up
-      floor = await load(`${server.url}/bench/noop`);
-      say(`(b) GET /bench/noop (HTTP floor)      ${fmt(floor)}`);
-      predict = await load(`${server.url}/predict`, { method: 'POST', body: RIDE });
-      say(`(a) POST /predict, 1 record            ${fmt(predict)}   a/b ${(predict.rps / floor.rps).toFixed(2)}`);
-      v2 = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body: V2_BODY });
-      say(`(c) POST /v2/models/…/infer, 1 row     ${fmt(v2)}   c/b ${(v2.rps / floor.rps).toFixed(2)}`);
+      // The figures a ratio compares run in rounds, one after the other within each round
+      // (ROUNDS rounds of DURATION_S / ROUNDS seconds each), so load from other work on the
+      // machine, which drifts over minutes, weighs on each about equally.
+      const v2Url = `${server.url}/v2/models/${model}/infer`;
       const one = v2Bodies(model, 1);
-      const v2Binary = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', raw: one.binary });
+      const span = DURATION_S / ROUNDS;
+      const grpcOpts = (connections: number) => ({ connections, duration: span, metricsUrl: `${server.url}/metrics` });
+      const small = await interleaved([
+        () => load(`${server.url}/bench/noop`, { duration: span }),
+        () => load(`${server.url}/predict`, { method: 'POST', body: RIDE, duration: span }),
+        () => load(v2Url, { method: 'POST', body: V2_BODY, duration: span }),
+        () => load(v2Url, { method: 'POST', raw: one.binary, duration: span }),
+        () => grpcLoad(server.grpcAddress, one.grpc, grpcOpts(CONNECTIONS)),
+      ]);
+      [floor, predict, v2] = small;
+      const [, , , v2Binary, v2Grpc] = small;
+      say(`(b) GET /bench/noop (HTTP floor)      ${fmt(floor)}`);
+      say(`(a) POST /predict, 1 record            ${fmt(predict)}   a/b ${(predict.rps / floor.rps).toFixed(2)}`);
+      say(`(c) POST /v2/models/…/infer, 1 row     ${fmt(v2)}   c/a ${(v2.rps / predict.rps).toFixed(2)}`);
       say(`(d) v2 infer, 1 row, HTTP binary       ${fmt(v2Binary)}   d/a ${(v2Binary.rps / predict.rps).toFixed(2)}`);
-      const v2Grpc = await grpcLoad(server.grpcAddress, one.grpc, { connections: CONNECTIONS, duration: DURATION_S, metricsUrl: `${server.url}/metrics` });
-      say(`(e) v2 ModelInfer, 1 row, gRPC         ${fmt(v2Grpc)}   e/a ${(v2Grpc.rps / predict.rps).toFixed(2)}   (c/a ${(v2.rps / predict.rps).toFixed(2)})`);
+      say(`(e) v2 ModelInfer, 1 row, gRPC         ${fmt(v2Grpc)}   e/a ${(v2Grpc.rps / predict.rps).toFixed(2)}`);
       const big10k = v2Bodies(model, 10_000);
-      await settle();
-      const bigJson = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body: big10k.json, connections: 4 });
-      say(`(f) v2 infer, 10,000 rows, HTTP JSON   ${fmt(bigJson)}   ${Math.round(bigJson.rps * 10_000).toLocaleString('en-US')} rows/s`);
-      const bigBinary = await load(`${server.url}/v2/models/${model}/infer`, { method: 'POST', raw: big10k.binary, connections: 4 });
-      say(
-        `(g) v2 infer, 10,000 rows, HTTP binary ${fmt(bigBinary)}   ${Math.round(bigBinary.rps * 10_000).toLocaleString('en-US')} rows/s   binary/JSON ${(bigBinary.rps / bigJson.rps).toFixed(2)}`,
-      );
-      const bigGrpc = await grpcLoad(server.grpcAddress, big10k.grpc, { connections: 4, duration: DURATION_S, metricsUrl: `${server.url}/metrics` });
-      say(
-        `(h) v2 ModelInfer, 10,000 rows, gRPC   ${fmt(bigGrpc)}   ${Math.round(bigGrpc.rps * 10_000).toLocaleString('en-US')} rows/s   gRPC/JSON ${(bigGrpc.rps / bigJson.rps).toFixed(2)}`,
-      );
       // 10,000 rows for the linear model (one FP32 [N, 3] input): scoring costs little, so the transports show.
       const linear10k = linearBodies(linear, 10_000);
+      const linearUrl = `${server.url}/v2/models/${linear}/infer`;
       await settle();
-      const linearJson = await load(`${server.url}/v2/models/${linear}/infer`, { method: 'POST', body: linear10k.json, connections: 4 });
-      say(`(i) linear, 10,000 rows, HTTP JSON    ${fmt(linearJson)}   ${Math.round(linearJson.rps * 10_000).toLocaleString('en-US')} rows/s`);
-      const linearBinary = await load(`${server.url}/v2/models/${linear}/infer`, { method: 'POST', raw: linear10k.binary, connections: 4 });
-      say(
-        `(j) linear, 10,000 rows, HTTP binary  ${fmt(linearBinary)}   ${Math.round(linearBinary.rps * 10_000).toLocaleString('en-US')} rows/s   binary/JSON ${(linearBinary.rps / linearJson.rps).toFixed(2)}`,
-      );
-      const linearGrpc = await grpcLoad(server.grpcAddress, linear10k.grpc, { connections: 4, duration: DURATION_S, metricsUrl: `${server.url}/metrics` });
-      say(
-        `(k) linear, 10,000 rows, gRPC         ${fmt(linearGrpc)}   ${Math.round(linearGrpc.rps * 10_000).toLocaleString('en-US')} rows/s   gRPC/JSON ${(linearGrpc.rps / linearJson.rps).toFixed(2)}`,
-      );
+      const [bigJson, bigBinary, bigGrpc, linearJson, linearBinary, linearGrpc] = await interleaved([
+        () => load(v2Url, { method: 'POST', body: big10k.json, connections: 4, duration: span }),
+        () => load(v2Url, { method: 'POST', raw: big10k.binary, connections: 4, duration: span }),
+        () => grpcLoad(server.grpcAddress, big10k.grpc, grpcOpts(4)),
+        () => load(linearUrl, { method: 'POST', body: linear10k.json, connections: 4, duration: span }),
+        () => load(linearUrl, { method: 'POST', raw: linear10k.binary, connections: 4, duration: span }),
+        () => grpcLoad(server.grpcAddress, linear10k.grpc, grpcOpts(4)),
+      ]);
+      const rows = (f: Figure) => `${Math.round(f.rps * 10_000).toLocaleString('en-US')} rows/s`;
+      say(`(f) v2 infer, 10,000 rows, HTTP JSON   ${fmt(bigJson)}   ${rows(bigJson)}`);
+      say(`(g) v2 infer, 10,000 rows, HTTP binary ${fmt(bigBinary)}   ${rows(bigBinary)}   binary/JSON ${(bigBinary.rps / bigJson.rps).toFixed(2)}`);
+      say(`(h) v2 ModelInfer, 10,000 rows, gRPC   ${fmt(bigGrpc)}   ${rows(bigGrpc)}   gRPC/JSON ${(bigGrpc.rps / bigJson.rps).toFixed(2)}`);
+      say(`(i) linear, 10,000 rows, HTTP JSON    ${fmt(linearJson)}   ${rows(linearJson)}`);
+      say(`(j) linear, 10,000 rows, HTTP binary  ${fmt(linearBinary)}   ${rows(linearBinary)}   binary/JSON ${(linearBinary.rps / linearJson.rps).toFixed(2)}`);
+      say(`(k) linear, 10,000 rows, gRPC         ${fmt(linearGrpc)}   ${rows(linearGrpc)}   gRPC/JSON ${(linearGrpc.rps / linearJson.rps).toFixed(2)}`);
       await settle();
       fixed = await load(`${server.url}/predict`, { method: 'POST', body: RIDE, connections: 16, overallRate: 1000 });
       say(`    POST /predict at 1,000 req/s       ${fmt(fixed)}`);
