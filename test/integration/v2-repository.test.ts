@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestEnv, registerExample, type TestEnv } from '../helpers.ts';
 import { ensureTritonClient, tritonCall, type TritonCall } from '../setup/triton-client.ts';
 import { freshName, registerAs, serveConfig, startServer, waitFor, type TestServer } from './serve-support.ts';
-import { rideInputs } from './v2-support.ts';
+import { listenLocal, rideInputs } from './v2-support.ts';
 
 const TOKEN = 'v2-repository-token-0123456789';
 let env: TestEnv;
@@ -14,12 +14,6 @@ let server: TestServer;
 let host: string;
 let base: string;
 const names = { duration: '', other: '' };
-
-async function listen(s: TestServer): Promise<string> {
-  await s.app.listen({ host: '127.0.0.1', port: 0 });
-  const address = s.app.server.address();
-  return `127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-}
 
 async function ops(list: TritonCall['ops'], url = host): Promise<Array<Record<string, unknown>>> {
   const answer = await tritonCall({ protocol: 'http', url, model: '', token: TOKEN, ops: list });
@@ -46,7 +40,7 @@ beforeAll(async () => {
   await registerAs(env, names.other, 'trip-duration');
   await registerAs(env, names.other, 'fare');
   server = await startServer(env, serveConfig({ defaultModel: `${names.duration}@production`, apiToken: TOKEN }));
-  host = await listen(server);
+  host = await listenLocal(server);
   base = `http://${host}`;
 }, 600_000);
 
@@ -136,7 +130,7 @@ describe('/v2/health/ready while the service is not ready', () => {
     const later = freshName('later');
     const s = await startServer(env, serveConfig({ defaultModel: later, apiToken: TOKEN }));
     try {
-      const url = await listen(s);
+      const url = await listenLocal(s);
       const res = await fetch(`http://${url}/v2/health/ready`);
       expect(res.status).toBe(400);
       expect(await res.text()).toBe('');

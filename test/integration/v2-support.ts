@@ -5,7 +5,7 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import { FIXTURES } from '../helpers.ts';
 import type { TritonTensor } from '../setup/triton-client.ts';
-import { RIDES } from './serve-support.ts';
+import { RIDES, type TestServer } from './serve-support.ts';
 
 export const rideInputs = (rides = RIDES): TritonTensor[] => [
   { name: 'PU_DO', datatype: 'BYTES', shape: [rides.length, 1], data: rides.map((r) => `${r.PULocationID}_${r.DOLocationID}`) },
@@ -36,4 +36,11 @@ export async function viaJson(baseUrl: string, token: string, model: string, inp
   expect(res.status, await res.clone().text()).toBe(200);
   const body = (await res.json()) as { outputs: TritonTensor[] };
   return Object.fromEntries(body.outputs.map((o) => [o.name, o]));
+}
+
+/** Listens on a free local port; returns host:port, as tritonclient takes it. */
+export async function listenLocal(server: TestServer): Promise<string> {
+  await server.app.listen({ host: '127.0.0.1', port: 0 });
+  const address = server.app.server.address();
+  return `127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
 }

@@ -9,7 +9,7 @@ import { registerModel } from '../../src/registry/register.ts';
 import { FIXTURES, openTestEnv, registerExample, uniqueName, type TestEnv } from '../helpers.ts';
 import { tritonCall, ensureTritonClient, type TritonTensor } from '../setup/triton-client.ts';
 import { serveConfig, startServer, type TestServer } from './serve-support.ts';
-import { dtypeInputs, dtypesExpected, rideInputs, viaJson } from './v2-support.ts';
+import { dtypeInputs, dtypesExpected, listenLocal, rideInputs, viaJson } from './v2-support.ts';
 
 const TOKEN = 'v2-binary-token-0123456789';
 let env: TestEnv;
@@ -26,9 +26,7 @@ beforeAll(async () => {
   const spec = JSON.parse(fixture('classifier_nozipmap.spec.json').toString());
   models.classifier = (await registerModel(env.store, { name: uniqueName('classifier'), bytes: fixture('classifier_nozipmap.onnx'), spec, maxBytes: 1 << 26 })).name;
   server = await startServer(env, serveConfig({ defaultModel: `${models.duration}@production`, apiToken: TOKEN }));
-  await server.app.listen({ host: '127.0.0.1', port: 0 });
-  const address = server.app.server.address();
-  host = `127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  host = await listenLocal(server);
 }, 600_000);
 
 afterAll(async () => {
