@@ -38,6 +38,12 @@ export class MonitoredModels {
     return this.names.has(name);
   }
 
+  /** As has(), but waits for the first read. */
+  async includes(name: string): Promise<boolean> {
+    if (this.loadedAt === 0) await this.refresh();
+    return this.has(name);
+  }
+
   /** Re-reads the monitors (one read at a time); a failed read keeps the last answer. */
   refresh(): Promise<void> {
     this.loading ??= this.pool
@@ -115,7 +121,7 @@ export class StreamInputSampler {
   }
 
   async record(model: LoadedModel, consumer: string, eventType: string, events: readonly ScoredEvent[]): Promise<number> {
-    if (this.rate <= 0 || events.length === 0 || !this.monitored.has(model.name)) return 0;
+    if (this.rate <= 0 || events.length === 0 || !(await this.monitored.includes(model.name))) return 0;
     let fields = this.fieldsOf.get(model);
     if (!fields) {
       fields = model.mapper.requiredFields();

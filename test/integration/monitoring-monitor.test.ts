@@ -81,10 +81,12 @@ const logged = async (model: { name: string }) =>
 /** Triggers the monitor's schedule and waits for the run it starts. */
 async function triggerRun(client: Client, monitorId: string) {
   const schedule = client.schedule.getHandle(monitorId);
+  const before = (await schedule.describe()).info.recentActions.length;
   await schedule.trigger();
   let workflowId = '';
   await waitFor(async () => {
-    workflowId = (await schedule.describe()).info.recentActions.at(-1)?.action.workflow.workflowId ?? '';
+    const actions = (await schedule.describe()).info.recentActions;
+    workflowId = actions.length > before ? actions.at(-1)!.action.workflow.workflowId : '';
     return workflowId !== '';
   }, `a run of ${monitorId}`);
   const handle = client.workflow.getHandle(workflowId);
