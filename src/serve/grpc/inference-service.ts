@@ -229,7 +229,8 @@ export interface GrpcServer {
 }
 
 export async function startGrpcServer(ctx: ServeContext, host: string, port: number): Promise<GrpcServer> {
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': ctx.config.bodyLimitBytes });
+  // Channelz (grpc-js's per-call introspection counters) is off: nothing here reads it, and it costs on every call.
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': ctx.config.bodyLimitBytes, 'grpc.enable_channelz': 0 });
   server.addService(InferenceService.service, inferenceHandlers(ctx));
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
