@@ -6,6 +6,7 @@
 import type ort from 'onnxruntime-node';
 import type { Pool } from '../db/pool.ts';
 import { log } from '../log.ts';
+import { valuesOf } from '../registry/dtypes.ts';
 import type { FeatureRecord } from '../registry/features.ts';
 import type { LoadedModel } from '../registry/runtime.ts';
 import { jsonbSafe } from '../text.ts';
@@ -93,17 +94,19 @@ export class PredictionLog {
     const plain = (v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
     const perRow = (t: ort.Tensor) => (rows > 0 ? t.size / rows : 0);
     const at = new Date().toISOString();
+    // float16 tensors hold their bits: logged as the numbers they stand for.
+    const outputValues = valuesOf(output.type, output.data);
+    const featureValues = Object.entries(feeds).map(([name, tensor]) => [name, valuesOf(tensor.type, tensor.data), perRow(tensor)] as const);
     for (let i = 0; i < rows; i++) {
-      const prediction = Number(plain((output.data as ArrayLike<unknown>)[i * perRow(output)]));
+      const prediction = Number(plain(outputValues[i * perRow(output)]));
       if (!Number.isFinite(prediction)) continue;
       if (this.queue.length >= this.maxQueue) {
         predictionLogDropped.inc();
         continue;
       }
       const features: Record<string, unknown> = {};
-      for (const [name, tensor] of Object.entries(feeds)) {
-        const n = perRow(tensor);
-        const values = Array.from((tensor.data as unknown as { slice(a: number, b: number): ArrayLike<unknown> }).slice(i * n, (i + 1) * n), plain);
+      for (const [name, data, n] of featureValues) {
+        const values = Array.from((data as unknown as { slice(a: number, b: number): ArrayLike<unknown> }).slice(i * n, (i + 1) * n), plain);
         features[name] = n === 1 ? values[0] : values;
       }
       this.queue.push({ request_id: requestId, record_index: i, model_name: model.name, model_version: model.version, features, prediction, predicted_at: at, sampled: false });

@@ -6,14 +6,16 @@
 // onnxruntime-node has no tensor for (bfloat16) is refused at registration, the type named.
 import fs from 'node:fs';
 import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { registerModel } from '../../src/registry/register.ts';
+import { InferenceService } from '../../src/serve/grpc/inference-service.ts';
 import { startWebService, type WebService } from '../../src/serve/service.ts';
 import { freePort } from '../../src/stack/ports.ts';
 import { FIXTURES, openTestEnv, uniqueName, type TestEnv } from '../helpers.ts';
 import { ensureTritonClient, tritonCall, type TritonTensor } from '../setup/triton-client.ts';
-import { serveConfig } from './serve-support.ts';
+import { serveConfig, waitFor } from './serve-support.ts';
 import { viaJson } from './v2-support.ts';
 
 const TOKEN = 'v2-dtypes-token-0123456789';
@@ -44,7 +46,7 @@ beforeAll(async () => {
   env = await openTestEnv();
   model = (await registerModel(env.store, { name: uniqueName('wide'), bytes: fs.readFileSync(path.join(FIXTURES, 'dtypes_wide.onnx')), maxBytes: 1 << 26 })).name;
   models = new ModelCache(env.store, 1);
-  const config = serveConfig({ defaultModel: model, apiToken: TOKEN, port: 0, grpcPort: await freePort() });
+  const config = serveConfig({ defaultModel: model, apiToken: TOKEN, port: 0, grpcPort: await freePort(), predictionLog: true });
   service = await startWebService({ pool: env.pool, store: env.store, models, config });
   host = service.url.replace('http://', '');
 }, 600_000);
@@ -96,6 +98,52 @@ describe('every onnxruntime-node tensor type', () => {
     expect('outputs' in http && http.outputs).toEqual(json);
     const grpc = await tritonCall({ protocol: 'grpc', url: service.grpcAddress!, model, token: TOKEN, inputs: inputsOf(expected.records) });
     expect('outputs' in grpc && grpc.outputs).toEqual(json);
+  });
+
+  it('gRPC `contents`: FP16 has no contents field in the protocol, so an FP16 input there (beside integers in their fields) is INVALID_ARGUMENT naming it', async () => {
+    const client = new InferenceService(service.grpcAddress!, grpc.credentials.createInsecure()) as unknown as {
+      ModelInfer(r: unknown, md: grpc.Metadata, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void): void;
+      close(): void;
+    };
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${TOKEN}`);
+    const call = (request: unknown) => new Promise<Record<string, unknown>>((resolve, reject) => client.ModelInfer(request, md, (err, res) => (err ? reject(err) : resolve(res))));
+    const { records } = expected;
+    const field: Record<string, string> = {
+      i8: 'int_contents',
+      i16: 'int_contents',
+      i32: 'int_contents',
+      u8: 'uint_contents',
+      u16: 'uint_contents',
+      u32: 'uint_contents',
+      u64: 'uint64_contents',
+    };
+    const integers = Object.entries(TYPES)
+      .filter(([name]) => name !== 'f16')
+      .map(([name, datatype]) => ({ name, datatype, shape: [records.length, 1], contents: { [field[name]]: records.map((r) => (name === 'u64' ? String(r[name]) : r[name])) } }));
+    try {
+      await expect(call({ model_name: model, inputs: [...integers, { name: 'f16', datatype: 'FP16', shape: [records.length, 1], contents: {} }] })).rejects.toMatchObject({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: "input 'f16': FP16 has no contents field in the protocol; send it in raw_input_contents",
+      });
+    } finally {
+      client.close();
+    }
+  });
+
+  it('the prediction log holds each row with its inputs as numbers (float16 decoded)', async () => {
+    const id = uniqueName('wide-log');
+    const res = await fetch(`${service.url}/v2/models/${model}/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ id, inputs: inputsOf(expected.records) }),
+    });
+    expect(res.status).toBe(200);
+    const entries = async () => (await env.pool.query('SELECT record_index, features, prediction FROM prediction_log WHERE request_id = $1 ORDER BY record_index', [id])).rows;
+    await waitFor(async () => (await entries()).length === expected.records.length, `the prediction log entries of ${id}`);
+    expect((await entries()).map((e) => ({ features: e.features, prediction: e.prediction }))).toEqual(
+      expected.records.map((r, i) => ({ features: r, prediction: expected.predictions[i] })),
+    );
   });
 
   const OUT_OF_RANGE: Array<[string, number, string]> = [
