@@ -312,11 +312,10 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
       for (const s of stored) {
         if (s.created) decisionsTotal.inc({ event_type: s.value.eventType, status: s.value.status, action: s.value.action ?? 'none' });
       }
-      await inbound.commit(input.eventType, input.partition, input.to);
+      const head = await inbound.commit(input.eventType, input.partition, input.to);
       const result = { decided: events.length, callbacks: events.filter((e) => e.value.callbackUrl).length };
       if (!next) return result;
       const { lingerMs: _linger, ...plan } = next;
-      const head = await inbound.head(input.eventType, input.partition);
       partitionLag.set({ event_type: input.eventType, partition: String(input.partition) }, head.last - input.to);
       return { ...result, progress: { head: head.last, committed: input.to, plan } };
     },

@@ -202,7 +202,7 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
         const to = take[take.length - 1].batch.to;
         const outcomes = take.length === 1 ? take[0].outcomes! : mergeOutcomes(take.map((e) => e.outcomes!));
         try {
-          const more = { consumers: plan.consumers, ...(plan.unrouted === undefined ? {} : { unrouted: plan.unrouted }) };
+          const more = { consumers: plan.consumers, ...(plan.unrouted === undefined ? {} : { unrouted: plan.unrouted }), starts: take.map((e) => e.batch.after + 1) };
           const result = await range.decide({ ...ref, from, to, invalid: [], policy: batch.policy, outcomes, ...more });
           queued.splice(0, take.length);
           committed = to;

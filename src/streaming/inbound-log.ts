@@ -42,8 +42,8 @@ export interface InboundLog {
   readPayloads(type: string, partition: number, from: number, to: number, field?: string): Promise<InboundRecord<unknown>[]>;
   /** Events with from <= offset <= to, without their payloads. */
   readMeta(type: string, partition: number, from: number, to: number): Promise<InboundRecord<{ time: string; callbackUrl?: string }>[]>;
-  /** Records that decisions exist up to `offset` (never moves back). */
-  commit(type: string, partition: number, offset: number): Promise<void>;
+  /** Records that decisions exist up to `offset` (never moves back); answers the head after it. */
+  commit(type: string, partition: number, offset: number): Promise<PartitionHead>;
   /** Partitions that have ever held an event of this type, with their heads. */
   partitions(type: string): Promise<Map<number, PartitionHead>>;
   /** Where an event is, if it is in the log. */
@@ -154,12 +154,18 @@ export class PostgresInboundLog implements InboundLog {
     return rows.map((r) => ({ offset: r.event_offset, id: r.event_id, value: r.callback ? { time: r.time, callbackUrl: r.callback } : { time: r.time } }));
   }
 
-  async commit(type: string, partition: number, offset: number): Promise<void> {
-    await this.pool.query('UPDATE inbound_heads SET committed_offset = $3, committed_at = now() WHERE log = $1 AND partition = $2 AND committed_offset < $3', [
-      this.log(type),
-      partition,
-      offset,
-    ]);
+  async commit(type: string, partition: number, offset: number): Promise<PartitionHead> {
+    // One round trip: the update (when it moves the offset forward), else the row as it is.
+    const { rows } = await this.pool.query(
+      `WITH moved AS (
+         UPDATE inbound_heads SET committed_offset = $3, committed_at = now() WHERE log = $1 AND partition = $2 AND committed_offset < $3
+         RETURNING last_offset, committed_offset)
+       SELECT last_offset, committed_offset FROM moved
+       UNION ALL
+       SELECT last_offset, committed_offset FROM inbound_heads WHERE log = $1 AND partition = $2 AND NOT EXISTS (SELECT 1 FROM moved)`,
+      [this.log(type), partition, offset],
+    );
+    return rows[0] ? { last: rows[0].last_offset, committed: rows[0].committed_offset } : { last: 0, committed: 0 };
   }
 
   async partitions(type: string): Promise<Map<number, PartitionHead>> {

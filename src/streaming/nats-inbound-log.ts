@@ -242,16 +242,16 @@ export class NatsInboundLog implements InboundLog {
     return records.map((r) => ({ offset: r.offset, id: r.id, value: r.event.callbackUrl ? { time: r.event.time, callbackUrl: r.event.callbackUrl } : { time: r.event.time } }));
   }
 
-  async commit(type: string, partition: number, offset: number): Promise<void> {
+  async commit(type: string, partition: number, offset: number): Promise<PartitionHead> {
     await this.ensureCommits();
     const { js, jsm } = await this.open();
     const subject = this.commits().subject(type, partition);
     for (;;) {
       const current = await this.committed(jsm, type, partition);
-      if (current.offset >= offset) return;
+      if (current.offset >= offset) return this.head(type, partition);
       try {
         await js.publish(subject, String(offset), { expect: { lastSubjectSequence: current.seq } });
-        return;
+        return this.head(type, partition);
       } catch (err) {
         // Another commit came in between: read it and compare again.
         if (!isApiError(err, WRONG_LAST_SEQUENCE)) throw err;

@@ -123,6 +123,8 @@ export interface DecideBatchInput extends PartitionRef {
   consumers?: BatchConsumerPlan[];
   /** The range loop: the event type has no route; every event is dead-lettered with this reason. */
   unrouted?: string;
+  /** Local decisions: where the ranges decided together start (their prediction records' ids). */
+  starts?: number[];
 }
 
 export interface DecideBatchResult {

@@ -77,12 +77,17 @@ export async function findBatchChain(
   consumers: readonly string[],
   from: number,
   upTo = Number.POSITIVE_INFINITY,
+  /** Where the chain's records are expected to start (the ranges as sent): looked up in one call. */
+  starts: readonly number[] = [],
 ): Promise<Map<string, PredictionBatchRecord[]>> {
   const chains = new Map<string, PredictionBatchRecord[]>(consumers.map((c) => [c, []]));
+  const expected = starts.flatMap((start) => consumers.map((c) => predictionBatchId(ref.eventType, ref.partition, start, c)));
+  const prefetched = expected.length > 0 ? await backend.find<PredictionBatchRecord>('predictions', expected) : new Map<string, PredictionBatchRecord>();
   let next = new Map<string, number>(consumers.map((c) => [c, from]));
   while (next.size > 0) {
     const ids = [...next].map(([consumer, start]) => predictionBatchId(ref.eventType, ref.partition, start, consumer));
-    const found = await backend.find<PredictionBatchRecord>('predictions', ids);
+    const missing = ids.filter((id) => !prefetched.has(id) && !expected.includes(id));
+    const found = missing.length > 0 ? new Map([...prefetched, ...(await backend.find<PredictionBatchRecord>('predictions', missing))]) : prefetched;
     const following = new Map<string, number>();
     for (const [consumer, start] of next) {
       const record = found.get(predictionBatchId(ref.eventType, ref.partition, start, consumer));
@@ -170,12 +175,12 @@ export interface StoredPrediction extends Partial<Classification> {
  */
 export async function rangePredictions(
   backend: StreamBackend,
-  ref: PartitionRef & { from: number; to: number },
+  ref: PartitionRef & { from: number; to: number; starts?: number[] },
   consumers: readonly string[],
   events: ReadonlyArray<{ offset: number; id: string }>,
 ): Promise<Map<string, Map<number, StoredPrediction>>> {
   const result = new Map<string, Map<number, StoredPrediction>>(consumers.map((c) => [c, new Map()]));
-  const chains = await findBatchChain(backend, ref, consumers, ref.from, ref.to);
+  const chains = await findBatchChain(backend, ref, consumers, ref.from, ref.to, ref.starts);
   const older: string[] = [];
   for (const [consumer, chain] of chains) {
     if (chain.length === 0) older.push(consumer);
