@@ -7,6 +7,7 @@ import { Context } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
 import type { Pool } from '../../src/db/pool.ts';
 import { createBatchActivities } from '../../activities/batch.ts';
+import { createMonitorActivities } from '../../activities/monitor.ts';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { WORKFLOWS_PATH } from '../../src/worker.ts';
 import { seedRides } from '../../src/rides/seed.ts';
@@ -92,6 +93,8 @@ export async function workerFailingAfterWrite(env: TestEnv, taskQueue: string) {
     workflowsPath: WORKFLOWS_PATH,
     activities: {
       ...real,
+      // A drifted run sends its alert (none configured here: the activity answers 'no webhook').
+      ...createMonitorActivities({ pool: env.pool, store: env.store, models }),
       async scoreBatchChunk(input: Parameters<typeof real.scoreBatchChunk>[0]) {
         const counts = await real.scoreBatchChunk(input);
         if (Context.current().info.attempt === 1) {
