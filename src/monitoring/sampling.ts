@@ -75,8 +75,14 @@ export class WebInputSampler {
     this.monitored = new MonitoredModels(pool, 'prediction-log');
   }
 
-  keeps(modelName: string): boolean {
-    return this.rate > 0 && this.monitored.has(modelName) && this.random() < this.rate;
+  /** Whether any of the model's records can be kept: once per request. */
+  samples(modelName: string): boolean {
+    return this.rate > 0 && this.monitored.has(modelName);
+  }
+
+  /** Whether to keep one record of a sampled model. */
+  draw(): boolean {
+    return this.random() < this.rate;
   }
 }
 

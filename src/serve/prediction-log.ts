@@ -54,6 +54,7 @@ export class PredictionLog {
 
   /** Queues one entry per scored record; only the fields the model reads are kept. */
   add(requestId: string, model: LoadedModel, records: readonly FeatureRecord[], predictions: ReadonlyArray<number | null>): void {
+    if (this.sampler && !this.sampler.samples(model.name)) return;
     let fields = this.fieldsOf.get(model);
     if (!fields) {
       fields = model.mapper.requiredFields();
@@ -63,7 +64,7 @@ export class PredictionLog {
     for (let i = 0; i < records.length; i++) {
       const prediction = predictions[i];
       if (prediction === null) continue;
-      if (this.sampler && !this.sampler.keeps(model.name)) continue;
+      if (this.sampler && !this.sampler.draw()) continue;
       if (this.queue.length >= this.maxQueue) {
         predictionLogDropped.inc();
         continue;
