@@ -10,7 +10,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { startBatchRun } from '../../src/batch/client.ts';
 import { DataPlane } from '../../src/inference/data-plane.ts';
@@ -19,12 +18,11 @@ import { idShare, StreamInputSampler } from '../../src/monitoring/sampling.ts';
 import { RIDE_COLUMNS } from '../../src/demo.ts';
 import { buildProfile } from '../../src/monitoring/build.ts';
 import { saveProfile } from '../../src/monitoring/store.ts';
-import type { MonitorRunResult } from '../../src/monitoring/monitor-run.ts';
-import type { DriftAlert, AlertOutcome } from '../../src/monitoring/alerts.ts';
-import { DRIFT } from '../../workflows/search-attributes.ts';
+import type { DriftAlert } from '../../src/monitoring/alerts.ts';
 import { openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
 import { ridesTable } from './batch-support.ts';
 import { runCli } from './cli-support.ts';
+import { triggerMonitorRun } from './monitoring-support.ts';
 import { serveConfig, startServer, waitFor, type TestServer } from './serve-support.ts';
 
 const ROWS = 1_500;
@@ -77,22 +75,6 @@ async function post(path: string, body: unknown): Promise<void> {
 
 const logged = async (model: { name: string }) =>
   Number((await env.pool.query('SELECT count(*) FROM prediction_log WHERE model_name = $1 AND sampled', [model.name])).rows[0].count);
-
-/** Triggers the monitor's schedule and waits for the run it starts. */
-async function triggerRun(client: Client, monitorId: string) {
-  const schedule = client.schedule.getHandle(monitorId);
-  const before = (await schedule.describe()).info.recentActions.length;
-  await schedule.trigger();
-  let workflowId = '';
-  await waitFor(async () => {
-    const actions = (await schedule.describe()).info.recentActions;
-    workflowId = actions.length > before ? actions.at(-1)!.action.workflow.workflowId : '';
-    return workflowId !== '';
-  }, `a run of ${monitorId}`);
-  const handle = client.workflow.getHandle(workflowId);
-  const result = (await handle.result()) as MonitorRunResult & { alert?: AlertOutcome };
-  return { result, attribute: (await handle.describe()).typedSearchAttributes.get(DRIFT), workflowId };
-}
 
 beforeAll(async () => {
   env = await openTestEnv();
@@ -173,11 +155,8 @@ describe('monitor schedules over the prediction log', () => {
     }
     await waitFor(async () => (await logged(shifted)) === ROWS && (await logged(steady)) === ROWS, 'the sampled inputs');
     expect(await logged(unmonitored)).toBe(0);
-    // Scheduled times have whole seconds: trigger once the second of the last prediction is over.
-    const last = (await env.pool.query('SELECT max(predicted_at) AS at FROM prediction_log WHERE model_name = ANY($1)', [[shifted.name, steady.name]])).rows[0].at as Date;
-    await waitFor(() => Date.now() > Math.ceil((last.getTime() + 1) / 1000) * 1000, 'the next second');
 
-    const drifted = await triggerRun(env.client, `monitor-${shifted.name}-prediction-log`);
+    const drifted = await triggerMonitorRun(env.client, env.pool, `monitor-${shifted.name}-prediction-log`, [shifted.name, steady.name]);
     expect(drifted.result).toMatchObject({ status: 'finished', rows: ROWS, model: modelId(shifted), drift: { drifted: true, driftedShare: 1 } });
     expect(drifted.result.drift!.features.sort()).toEqual(['PU_DO', 'trip_distance']);
     expect(Date.parse(drifted.result.window.to) - Date.parse(drifted.result.window.from)).toBe(HOUR_MS);
@@ -212,7 +191,7 @@ describe('monitor schedules over the prediction log', () => {
       expect(html).toContain(`monitor-${shifted.name}-prediction-log`);
     }
 
-    const stable = await triggerRun(env.client, `monitor-${steady.name}-prediction-log`);
+    const stable = await triggerMonitorRun(env.client, env.pool, `monitor-${steady.name}-prediction-log`, [steady.name]);
     expect(stable.result).toMatchObject({ status: 'finished', rows: ROWS, drift: { drifted: false, features: [] } });
     expect(stable.attribute).toBe('stable');
     expect(stable.result.alert).toBeUndefined();
@@ -272,9 +251,7 @@ describe('monitor schedules over the prediction log', () => {
     expect(await new StreamInputSampler(env.pool, 1).record(await models.get(steady), 'duration', 'ride_started', events)).toBe(0);
     await models.release();
 
-    const last = (await env.pool.query("SELECT max(predicted_at) AS at FROM prediction_log WHERE model_name = $1 AND source = 'stream'", [streamed.name])).rows[0].at as Date;
-    await waitFor(() => Date.now() > Math.ceil((last.getTime() + 1) / 1000) * 1000, 'the next second');
-    const run = await triggerRun(env.client, monitor.monitorId);
+    const run = await triggerMonitorRun(env.client, env.pool, monitor.monitorId, [streamed.name]);
     expect(run.result).toMatchObject({ status: 'finished', rows: kept, drift: { drifted: true } });
     expect(run.result.drift!.features.sort()).toEqual(['PU_DO', 'trip_distance']);
     expect(run.attribute).toBe('drifted');

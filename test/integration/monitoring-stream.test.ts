@@ -6,16 +6,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityDeps } from '../../activities/deps.ts';
 import { buildProfile } from '../../src/monitoring/build.ts';
-import type { MonitorRunResult } from '../../src/monitoring/monitor-run.ts';
 import { createMonitor, deleteMonitor } from '../../src/monitoring/monitors.ts';
 import { StreamInputSampler } from '../../src/monitoring/sampling.ts';
 import { saveProfile } from '../../src/monitoring/store.ts';
 import { ModelCache } from '../../src/registry/runtime.ts';
 import { parseModelRef } from '../../src/registry/refs.ts';
-import { DRIFT } from '../../workflows/search-attributes.ts';
 import { openTestEnv, startTestWorker, type TestEnv } from '../helpers.ts';
 import { ridesTable } from './batch-support.ts';
 import { waitFor } from './serve-support.ts';
+import { triggerMonitorRun } from './monitoring-support.ts';
 import { inParallel, openStreamRig, registerRideModels, rideRoute, type ExampleModels, type StreamTestRig } from './stream-env.ts';
 
 const EVENTS_PER_MODE = 150;
@@ -91,23 +90,10 @@ describe('prediction-stream monitors', () => {
       { type: 'ride_started', n: EVENTS_PER_MODE },
     ]);
 
-    const last = (await env.pool.query("SELECT max(predicted_at) AS at FROM prediction_log WHERE model_name = $1 AND source = 'stream'", [nameOf(models.duration)])).rows[0]
-      .at as Date;
-    await waitFor(() => Date.now() > Math.ceil((last.getTime() + 1) / 1000) * 1000, 'the next second');
-    const schedule = env.client.schedule.getHandle(monitor.monitorId);
-    const before = (await schedule.describe()).info.recentActions.length;
-    await schedule.trigger();
-    let workflowId = '';
-    await waitFor(async () => {
-      const actions = (await schedule.describe()).info.recentActions;
-      workflowId = actions.length > before ? actions.at(-1)!.action.workflow.workflowId : '';
-      return workflowId !== '';
-    }, 'the monitor run');
-    const handle = env.client.workflow.getHandle(workflowId);
-    const result = (await handle.result()) as MonitorRunResult;
+    const { result, attribute } = await triggerMonitorRun(env.client, env.pool, monitor.monitorId, [nameOf(models.duration)]);
     expect(result).toMatchObject({ status: 'finished', rows: events.length, drift: { drifted: true } });
     expect(result.drift!.features.sort()).toEqual(['PU_DO', 'trip_distance']);
-    expect((await handle.describe()).typedSearchAttributes.get(DRIFT)).toBe('drifted');
+    expect(attribute).toBe('drifted');
     await deleteMonitor(env.pool, env.client, monitor.monitorId);
   }, 240_000);
 });
