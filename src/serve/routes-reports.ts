@@ -1,4 +1,4 @@
-// GET /v1/runs/{runId}/report: a batch run's drift report (docs/monitoring.md) as one
+// GET /v1/runs/{runId}/report: a batch or monitor run's drift report (docs/monitoring.md) as one
 // self-contained HTML page, behind the same auth hook as every other route.
 import type { FastifyInstance } from 'fastify';
 import { NoReportError, runReportHtml } from '../monitoring/run-report.ts';
@@ -12,7 +12,7 @@ export async function reportRoutes(app: FastifyInstance, ctx: ServeContext): Pro
     {
       schema: {
         tags: ['Monitoring'],
-        summary: "A batch run's drift report (HTML)",
+        summary: "A batch or monitor run's drift report (HTML)",
         params: { type: 'object', required: ['runId'], properties: { runId: { type: 'string', minLength: 1, maxLength: 200 } } },
         response: { 200: { type: 'string', description: 'text/html' }, 400: { $ref: 'Error#' }, 404: { $ref: 'Error#' }, 414: { $ref: 'Error#' } },
       },
