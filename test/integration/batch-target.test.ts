@@ -1,6 +1,7 @@
 // Batch predictions into a table of the user's own (targetColumns), into a target in the full
-// layout (a target without a mapping), and a classifier's label and probabilities in the lean
-// layout; on a real Temporal dev server and PostgreSQL.
+// layout (a target without a mapping), and a classifier's labels and class probabilities (a
+// batch run of a real classifier, and the binary COPY encoding); on a real Temporal dev
+// server and PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { startBatchRun } from '../../src/batch/client.ts';
@@ -9,7 +10,10 @@ import { ColumnBatch, copyColumns, planColumns } from '../../src/batch/columns.t
 import { LeanRows } from '../../src/batch/copy-out.ts';
 import { from as copyFrom } from 'pg-copy-streams';
 import { finished } from 'node:stream/promises';
-import { openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { registerModel } from '../../src/registry/register.ts';
+import { FIXTURES, openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
 import { januaryJob, ridesTable, workerFailingAfterWrite } from './batch-support.ts';
 
 let env: TestEnv;
@@ -119,7 +123,58 @@ describe('batch targets', () => {
     }
   });
 
-  it("stores a classifier's label and class probabilities in the lean layout", async () => {
+  it("a classifier's batch run stores each row's label, and its class probabilities when the job asks; a mapped target takes the label too", async () => {
+    const fixture = (file: string) => fs.readFileSync(path.join(FIXTURES, file));
+    const expected = JSON.parse(fixture('classifier_strings.expected.json').toString('utf8')) as {
+      records: Array<{ x1: number; x2: number }>;
+      classes: string[];
+      labels: string[];
+      probabilities: number[][];
+    };
+    const name = uniqueName('clf');
+    await registerModel(env.store, { name, bytes: fixture('classifier_strings.onnx'), alias: 'production', maxBytes: 1 << 26 });
+    const source = uniqueName('clf_rows').replace(/-/g, '_');
+    await env.pool.query(`CREATE TABLE ${source} (id bigint PRIMARY KEY, t timestamp NOT NULL, x1 double precision, x2 double precision)`);
+    // The fixture's records, 500 times over.
+    await env.pool.query(
+      `INSERT INTO ${source} SELECT g * 10 + r.i, timestamp '2024-01-10' + g * interval '1 minute', r.x1, r.x2
+       FROM generate_series(0, 499) g, unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS r (x1, x2, i)`,
+      [expected.records.map((r) => r.x1), expected.records.map((r) => r.x2)],
+    );
+    const mine = uniqueName('clf_scores').replace(/-/g, '_');
+    await env.pool.query(`CREATE TABLE ${mine} (id bigint PRIMARY KEY, class_label text, class_position real)`);
+    const worker = await startTestWorker(env);
+    try {
+      const base = { model: `${name}@production`, source: { table: source, idColumn: 'id', timestampColumn: 't' }, window: JANUARY, chunkSize: 1_000 };
+      const lean = { ...base, name: uniqueName('clf-job'), probabilities: true };
+      expect((await (await startBatchRun(env.client, worker.taskQueue, lean)).result()).rowsScored).toBe(3_000);
+      const mapped = { ...base, name: uniqueName('clf-job'), target: mine, targetColumns: { id: 'id', label: 'class_label', prediction: 'class_position' } };
+      expect((await (await startBatchRun(env.client, worker.taskQueue, mapped)).result()).rowsScored).toBe(3_000);
+      const { rows } = await env.pool.query(
+        `SELECT p.entity_id % 10 AS i, p.label, p.prediction, p.probabilities, m.class_label
+         FROM predictions p JOIN ${mine} m ON m.id = p.entity_id WHERE p.job = $1 ORDER BY p.entity_id`,
+        [lean.name],
+      );
+      expect(rows).toHaveLength(3_000);
+      for (const r of rows) {
+        const k = Number(r.i) - 1;
+        expect(r.label).toBe(expected.labels[k]);
+        expect(r.class_label).toBe(expected.labels[k]);
+        expect(r.prediction).toBe(expected.classes.indexOf(expected.labels[k]));
+        expect(r.probabilities).toHaveLength(expected.classes.length);
+        r.probabilities.forEach((p: number, c: number) => expect(Math.abs(p - expected.probabilities[k][c])).toBeLessThan(1e-5));
+      }
+      // Without `probabilities: true`, the label only.
+      const labelOnly = { ...base, name: uniqueName('clf-job') };
+      expect((await (await startBatchRun(env.client, worker.taskQueue, labelOnly)).result()).rowsScored).toBe(3_000);
+      const stored = await env.pool.query('SELECT count(label)::int AS labels, count(probabilities)::int AS probabilities FROM predictions WHERE job = $1', [labelOnly.name]);
+      expect(stored.rows[0]).toEqual({ labels: 3_000, probabilities: 0 });
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("encodes a classifier's label and class probabilities for binary COPY", async () => {
     const { view } = await ridesTable(env.pool, { '2024-01': 300 });
     const client = await env.pool.connect();
     try {
