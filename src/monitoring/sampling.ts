@@ -106,7 +106,7 @@ export interface ScoredEvent {
 const INSERT_STREAM = `INSERT INTO prediction_log (request_id, record_index, model_name, model_version, features, prediction, predicted_at, source, sampled)
   SELECT request_id, 0, model_name, model_version, features, prediction, now(), 'stream', true
   FROM jsonb_to_recordset($1::jsonb) AS r(request_id text, model_name text, model_version integer, features jsonb, prediction double precision)
-  ON CONFLICT (request_id) WHERE source = 'stream' DO NOTHING`;
+  ON CONFLICT (model_name, request_id) WHERE source = 'stream' DO NOTHING`;
 
 /**
  * The stream consumers' sampler: what a consumer calls with its model and the events it
