@@ -81,13 +81,18 @@ export async function findBatchChain(
   starts: readonly number[] = [],
 ): Promise<Map<string, PredictionBatchRecord[]>> {
   const chains = new Map<string, PredictionBatchRecord[]>(consumers.map((c) => [c, []]));
-  const expected = starts.flatMap((start) => consumers.map((c) => predictionBatchId(ref.eventType, ref.partition, start, c)));
-  const prefetched = expected.length > 0 ? await backend.find<PredictionBatchRecord>('predictions', expected) : new Map<string, PredictionBatchRecord>();
+  const found = new Map<string, PredictionBatchRecord>();
+  const asked = new Set<string>();
+  const lookUp = async (ids: string[]) => {
+    const fresh = ids.filter((id) => !asked.has(id));
+    if (fresh.length === 0) return;
+    for (const id of fresh) asked.add(id);
+    for (const [id, record] of await backend.find<PredictionBatchRecord>('predictions', fresh)) found.set(id, record);
+  };
+  await lookUp(starts.flatMap((start) => consumers.map((c) => predictionBatchId(ref.eventType, ref.partition, start, c))));
   let next = new Map<string, number>(consumers.map((c) => [c, from]));
   while (next.size > 0) {
-    const ids = [...next].map(([consumer, start]) => predictionBatchId(ref.eventType, ref.partition, start, consumer));
-    const missing = ids.filter((id) => !prefetched.has(id) && !expected.includes(id));
-    const found = missing.length > 0 ? new Map([...prefetched, ...(await backend.find<PredictionBatchRecord>('predictions', missing))]) : prefetched;
+    await lookUp([...next].map(([consumer, start]) => predictionBatchId(ref.eventType, ref.partition, start, consumer)));
     const following = new Map<string, number>();
     for (const [consumer, start] of next) {
       const record = found.get(predictionBatchId(ref.eventType, ref.partition, start, consumer));
