@@ -21,7 +21,7 @@ import {
   type PartitionStatus,
 } from '../src/streaming/partition-types.ts';
 
-/** Batches whose consumers may run at once; their decisions still happen in order. */
+/** Batches whose consumers may run at once (their decisions still happen in order), unless the plan says otherwise. */
 const MAX_IN_FLIGHT = 3;
 /** Claims per run before continue-as-new (each claim adds a handful of history events). */
 const CLAIMS_PER_RUN = 400;
@@ -282,14 +282,16 @@ export async function streamPartition(input: PartitionInput): Promise<void> {
     }
     // Each batch and each watch adds a handful of history events: both count toward the run's bound.
     for (let steps = 0; steps < CLAIMS_PER_RUN && !workflowInfo().continueAsNewSuggested; steps++) {
-      if (head > claimed && inFlight.size < MAX_IN_FLIGHT) {
+      // The plan comes from activity results, so a replay sees the bound the run saw.
+      const maxInFlight = plan!.maxInFlight ?? MAX_IN_FLIGHT;
+      if (head > claimed && inFlight.size < maxInFlight) {
         const to = Math.min(head, claimed + plan!.batchMax);
         lastBatchSize = to - claimed;
         send({ after: claimed, to, invalid: [], consumers: plan!.consumers, policy: plan!.policy });
         claimed = to;
         continue;
       }
-      if (head <= claimed && !watching && inFlight.size < MAX_IN_FLIGHT) {
+      if (head <= claimed && !watching && inFlight.size < maxInFlight) {
         // Nothing known beyond what is sent, and a batch slot free: watch the log beside the
         // batches in flight (with every slot taken, the next decision brings the head instead).
         const watch = watchPartition({ ...ref, after: claimed, waitMs: IDLE_WAIT_MS }).then(progressed);

@@ -8,6 +8,14 @@ import type { StreamEvent } from './types.ts';
 
 const CHANNEL = 'mldeploy_inbound';
 const MAX_APPEND_BATCH = 1_000;
+/**
+ * How long an append call waits for more events once one is queued, while fewer than
+ * APPEND_LINGER_UNTIL are. A call costs PostgreSQL about 0.5 ms of CPU plus 0.04 ms per event
+ * (docs/benchmarks.md), so at a thousand events a second one call per few milliseconds instead
+ * of one per 3-4 events saves a tenth of a core, for a few milliseconds more per acknowledgement.
+ */
+const APPEND_LINGER_MS = 3;
+const APPEND_LINGER_UNTIL = 64;
 
 /** What the log keeps of an event besides its id (the payload travels nowhere else). */
 export type StoredEvent = Pick<StreamEvent, 'payload' | 'time' | 'callbackUrl'>;
@@ -91,6 +99,7 @@ export class PostgresInboundLog implements InboundLog {
   private async flush(log: string, queue: { pending: PendingAppend[]; flushing: boolean }): Promise<void> {
     queue.flushing = true;
     while (queue.pending.length > 0) {
+      if (queue.pending.length < APPEND_LINGER_UNTIL) await new Promise((resolve) => setTimeout(resolve, APPEND_LINGER_MS));
       const batch = queue.pending.splice(0, MAX_APPEND_BATCH);
       try {
         const { rows } = await this.pool.query('SELECT item, stored_partition, stored_offset, created FROM mldeploy_inbound_append($1, $2::text[], $3::int[], $4::jsonb[])', [

@@ -37,6 +37,8 @@ export interface PartitionPlan {
   policy: DecisionPolicy;
   /** Most events per batch (the route's batchMax). */
   batchMax: number;
+  /** Ranges whose consumers may run at once (the route's maxInFlight); absent in plans recorded before it existed (3). */
+  maxInFlight?: number;
   /** Set when the event type has no route any more: its events are dead-lettered with this reason. */
   unrouted?: string;
 }

@@ -46,6 +46,12 @@ const Route = z
     batchMax: z.number().int().min(1).max(5_000).default(500),
     /** batched: how long a partition waits for more events before it starts a batch that is not full. */
     lingerMs: z.number().int().min(0).max(1_000).default(5),
+    /**
+     * batched: ranges of a partition whose consumers may run at once (their decisions stay in
+     * order). More overlaps more work; on a small machine every range in flight competes for
+     * the same cores, so fewer keep latency down (docs/benchmarks.md).
+     */
+    maxInFlight: z.number().int().min(1).max(16).default(2),
     consumers: z.array(Consumer).min(1),
     decision: z.object({ rules: z.array(Rule), default: z.string().min(1) }).strict(),
   })
