@@ -1,8 +1,9 @@
 // A chunk's source rows read with `COPY (SELECT …) TO STDOUT (FORMAT binary)` straight into
 // columns (typed arrays, raw 8-byte keys and times), a sub-batch at a time, instead of a
-// cursor that builds a JS object with parsed fields per row. The model's feature mapper and
-// the drift accumulator read records by field name: they get row views, one small object per
-// position, made once per chunk, whose getters read the current sub-batch's columns.
+// cursor that builds a JS object with parsed fields per row. The model's feature mapper reads
+// records by field name: it gets row views, one small object per position, made once per
+// chunk, whose getters read the current sub-batch's columns. The drift accumulator reads the
+// columns themselves (DriftAccumulator.addColumns).
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { quoteIdent } from './job.ts';
@@ -186,7 +187,9 @@ export function rowViews(plans: ColumnPlan[], holder: { batch: ColumnBatch }, co
           }
         : plan.kind === 'text'
           ? function (this: View) {
-              return holder.batch.columns[k].text[this.i];
+              // copyColumns leaves a NULL's text slot as it was (an earlier row's value).
+              const c = holder.batch.columns[k];
+              return c.nulls[this.i] ? null : c.text[this.i];
             }
           : function (this: View) {
               return valueAt(holder.batch.columns[k], this.i);

@@ -262,11 +262,12 @@ export async function scoreChunk(pool: Pool, ctx: RunContext, chunkNo: number, m
         const records = rows.length === views.length ? views : views.slice(0, rows.length);
         const scored = await plane.many(model, records);
         const { predictions, errors } = scored;
+        drift?.addColumns(rows, records, predictions, actual);
         for (let i = 0; i < rows.length; i++) {
           const p = predictions[i];
+          if (p === null) continue;
           const a = actual ? (actual.nulls[i] ? null : actual.plan.kind === 'float' ? actual.f64[i] : records[i][actual.plan.name]) : null;
-          drift?.add(records[i], p, a);
-          if (p !== null) stats.add(p, a as number | null);
+          stats.add(p, a as number | null);
         }
         for (const e of errors) rejectedLines.push(`${head}${int64Text(key.raw, e.index)},${csvText(e.reason)},${csvText(ctx.runId)}\n`);
         copy ??= startCopy(scored);
