@@ -280,15 +280,19 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
      */
     async decideBatch(input: DecideBatchInput): Promise<DecideBatchResult> {
       const rangeLoop = input.consumers !== undefined || input.unrouted !== undefined;
-      // The plan first: a routing that names an unknown model fails here, before anything is written.
-      const next = rangeLoop ? await planOf(input.eventType) : undefined;
-      const events = await inbound.readMeta(input.eventType, input.partition, input.from, input.to);
-      if (rangeLoop) batchSize.observe({ event_type: input.eventType }, events.length);
       const backend = await settings.backend();
-      const reasons = rangeLoop ? await invalidEvents(input) : await claimedInvalid(input, events);
-      const valid = events.filter((e) => !reasons.has(e.offset));
       const answered = input.outcomes.filter((o) => o.status === 'ok').map((o) => o.consumer);
-      const predictions = await rangePredictions(backend, input, answered, valid);
+      // The reads go out together: a decision is on every event's path. A routing that names an
+      // unknown model fails the plan here, before anything is written.
+      const reading = inbound.readMeta(input.eventType, input.partition, input.from, input.to);
+      const [next, events, reasons, predictions] = await Promise.all([
+        rangeLoop ? planOf(input.eventType) : undefined,
+        reading,
+        rangeLoop ? invalidEvents(input) : reading.then((events) => claimedInvalid(input, events)),
+        // Predictions of invalid events are never read: their decisions are rejections.
+        rangePredictions(backend, input, answered, reading),
+      ]);
+      if (rangeLoop) batchSize.observe({ event_type: input.eventType }, events.length);
       const failedBy = new Map(input.outcomes.map((o) => [o.consumer, new Map(o.status === 'ok' ? o.failed.map((f) => [f.offset, f.reason]) : [])]));
       const now = new Date();
       const range = { partition: input.partition, from: input.from, to: input.to };

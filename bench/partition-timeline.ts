@@ -22,6 +22,7 @@ function summary(samples: number[]): string {
 export async function partitionTimeline(client: Client, workflowId: string, since: Date): Promise<string[]> {
   const waits = new Map<string, number[]>();
   const runs = new Map<string, number[]>();
+  const kinds = new Map<string, number>();
   const push = (map: Map<string, number[]>, key: string, value: number) => (map.get(key) ?? map.set(key, []).get(key)!).push(value);
   for await (const wf of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
     if (wf.closeTime && wf.closeTime < since) continue;
@@ -30,6 +31,8 @@ export async function partitionTimeline(client: Client, workflowId: string, sinc
     for (const e of history.events ?? []) {
       byId.set(Number(e.eventId), e);
       if (ms(e) < since.getTime()) continue;
+      const kind = EventType[e.eventType!].replace(/^EVENT_TYPE_/, '').toLowerCase();
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
       if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) {
         const scheduled = byId.get(Number(e.activityTaskStartedEventAttributes!.scheduledEventId))!;
         push(waits, scheduled.activityTaskScheduledEventAttributes!.activityType!.name!, ms(e) - ms(scheduled));
@@ -44,5 +47,9 @@ export async function partitionTimeline(client: Client, workflowId: string, sinc
       }
     }
   }
-  return [...new Set([...waits.keys(), ...runs.keys()])].map((kind) => `  ${kind}: queued ${summary(waits.get(kind) ?? [])}; ran ${summary(runs.get(kind) ?? [])}`);
+  const lines = [...new Set([...waits.keys(), ...runs.keys()])].map((kind) => `  ${kind}: queued ${summary(waits.get(kind) ?? [])}; ran ${summary(runs.get(kind) ?? [])}`);
+  const ranges = runs.get('scoreConsumerBatch')?.length;
+  const counts = [...kinds].sort((a, b) => b[1] - a[1]).map(([kind, n]) => `${kind} ${ranges ? (n / ranges).toFixed(2) : n}`);
+  lines.push(`  history events${ranges ? ' per consumer batch' : ''}: ${counts.join(', ')}`);
+  return lines;
 }

@@ -182,7 +182,8 @@ export async function rangePredictions(
   backend: StreamBackend,
   ref: PartitionRef & { from: number; to: number; starts?: number[] },
   consumers: readonly string[],
-  events: ReadonlyArray<{ offset: number; id: string }>,
+  /** The range's events: only read for consumers whose predictions are per-event records (written before range records). */
+  rangeEvents: Promise<ReadonlyArray<{ offset: number; id: string }>>,
 ): Promise<Map<string, Map<number, StoredPrediction>>> {
   const result = new Map<string, Map<number, StoredPrediction>>(consumers.map((c) => [c, new Map()]));
   const chains = await findBatchChain(backend, ref, consumers, ref.from, ref.to, ref.starts);
@@ -192,7 +193,8 @@ export async function rangePredictions(
     for (const r of chain)
       r.offsets.forEach((offset, i) => result.get(consumer)!.set(offset, { prediction: r.predictions[i], model: r.model, time: r.time, ...classificationOf(r, i) }));
   }
-  if (older.length > 0 && events.length > 0) {
+  const events = older.length > 0 ? await rangeEvents : [];
+  if (events.length > 0) {
     const found = await backend.find<PredictionRecord>(
       'predictions',
       older.flatMap((c) => events.map((e) => predictionRecordId(ref.eventType, e.id, c))),
