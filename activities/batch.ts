@@ -5,6 +5,7 @@ import { parseJob, JobError, type BatchJob, type BatchJobInput } from '../src/ba
 import { finalizeRun, planRun, scoreChunk, type ChunkCounts, type RunContext, type RunSummary } from '../src/batch/scorer.ts';
 import { ModelNotFoundError } from '../src/registry/store.ts';
 import { RefError } from '../src/registry/refs.ts';
+import { webhookRefusal } from '../src/monitoring/alerts.ts';
 import type { ActivityDeps } from './deps.ts';
 
 export interface PreparedRun {
@@ -26,11 +27,13 @@ async function permanentOnBadInput<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createBatchActivities({ pool, models }: ActivityDeps) {
+export function createBatchActivities({ pool, models, monitoring }: ActivityDeps) {
   return {
     async prepareBatchRun(input: { job: BatchJobInput; window: { from: string; to: string }; runId: string; workflowId: string }): Promise<PreparedRun> {
       return permanentOnBadInput(async () => {
         const job = parseJob(input.job);
+        const refusal = job.drift.webhook ? webhookRefusal(job.drift.webhook, monitoring?.alertHosts) : undefined;
+        if (refusal) throw new JobError(`drift.webhook: ${refusal}`);
         const version = await models.resolver.resolve(job.model);
         const model = await models.get(version);
         const ctx = { runId: input.runId, workflowId: input.workflowId, job, window: input.window, model: { name: version.name, version: version.version } };

@@ -118,9 +118,21 @@ export const BatchJobSchema = z
     parallelism: z.number().int().min(1).max(64).default(4),
     /** Chunks one workflow run schedules before it continues as new, bounding its history. */
     chunksPerRun: z.number().int().min(1).max(2000).default(500),
-    /** Drift verdicts (docs/monitoring.md), when the model version has a reference profile. */
+    /**
+     * Drift verdicts (docs/monitoring.md), when the model version has a reference profile, and
+     * the webhook a drifted run of this job alerts instead of MLDEPLOY_ALERT_WEBHOOK_URL (its
+     * host must be in MLDEPLOY_CALLBACK_HOSTS, checked when a run starts).
+     */
     drift: z
-      .object({ psi: z.number().positive().max(10).default(0.2), share: z.number().gt(0).max(1).default(0.5) })
+      .object({
+        psi: z.number().positive().max(10).default(0.2),
+        share: z.number().gt(0).max(1).default(0.5),
+        webhook: z
+          .string()
+          .max(2048)
+          .refine((url) => /^https?:\/\/\S+$/i.test(url) && URL.canParse(url), 'must be an http:// or https:// URL')
+          .optional(),
+      })
       .strict()
       .default({ psi: 0.2, share: 0.5 }),
   })

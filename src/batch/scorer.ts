@@ -131,7 +131,7 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
     );
     // The run is measured against the version's reference profile as it is now (none: no drift).
     await client.query(
-      `UPDATE batch_runs SET drift = NULL, drifted = NULL, source_columns = $4,
+      `UPDATE batch_runs SET drift = NULL, drifted = NULL, source_columns = $4, alert_webhook_url = $5,
               reference = (SELECT profile FROM model_profiles WHERE name = $2 AND version = $3)
        WHERE run_id = $1`,
       [
@@ -139,6 +139,7 @@ export async function planRun(pool: Pool, ctx: RunContext & { workflowId: string
         ctx.model.name,
         ctx.model.version,
         JSON.stringify({ idColumn: job.source.idColumn, timestampColumn: job.source.timestampColumn, actualColumn: job.source.actualColumn ?? null }),
+        job.drift.webhook ?? null,
       ],
     );
     await client.query('DELETE FROM batch_chunks WHERE run_id = $1', [ctx.runId]);

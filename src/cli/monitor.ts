@@ -2,7 +2,7 @@
 // traffic, each a Temporal Schedule whose runs profile the last period against the model's
 // reference profile (docs/monitoring.md).
 import { Option, type Command } from 'commander';
-import { createMonitor, deleteMonitor, formatEvery, listMonitors, parseEvery, parseSource } from '../monitoring/monitors.ts';
+import { createMonitor, deleteMonitor, formatEvery, listMonitors, parseDriftShare, parseEvery, parsePsiThreshold, parseSource } from '../monitoring/monitors.ts';
 import { MONITOR_SOURCES } from '../monitoring/sampling.ts';
 import { printJson, withStack } from './context.ts';
 import { printList, withOutputOptions, type OutputFlags } from './output.ts';
@@ -20,15 +20,22 @@ export function monitorCommands(program: Command): void {
         .default('prediction-log'),
     )
     .option('--webhook <url>', 'POSTed the summary of a drifted run (its host must be in MLDEPLOY_CALLBACK_HOSTS; default MLDEPLOY_ALERT_WEBHOOK_URL)')
-    .action(async (ref: string, flags: { every: string; source: string; webhook?: string }) => {
+    .option('--psi-threshold <psi>', 'a feature drifted when its PSI is at least this (default: 0.2)')
+    .option('--drift-share <share>', 'a run drifted when at least this share of its features drifted (default: 0.5)')
+    .action(async (ref: string, flags: { every: string; source: string; webhook?: string; psiThreshold?: string; driftShare?: string }) => {
       const everyMs = parseEvery(flags.every);
       const source = parseSource(flags.source);
+      const thresholds = {
+        ...(flags.psiThreshold !== undefined ? { psi: parsePsiThreshold(flags.psiThreshold) } : {}),
+        ...(flags.driftShare !== undefined ? { share: parseDriftShare(flags.driftShare) } : {}),
+      };
       await withStack({ temporal: true }, async (stack, store) => {
         const created = await createMonitor(stack.pool, store, await stack.client(), {
           ref,
           everyMs,
           source,
           webhookUrl: flags.webhook,
+          thresholds,
           taskQueue: stack.config.taskQueue,
           alertHosts: stack.config.monitoring.alertHosts,
         });
@@ -47,6 +54,8 @@ export function monitorCommands(program: Command): void {
               model: m.modelRef,
               source: m.source,
               every: m.every,
+              psi: m.thresholds.psi,
+              share: m.thresholds.share,
               next: m.next ?? (m.paused === null ? 'no schedule' : ''),
               lastRun: m.lastRun?.runId ?? '',
               verdict: m.lastRun ? (m.lastRun.drifted === null ? m.lastRun.status : m.lastRun.drifted ? 'drifted' : 'stable') : '',

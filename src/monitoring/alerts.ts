@@ -1,5 +1,6 @@
 // Drift alerts: a drifted run (batch or monitor) POSTs its summary and report link to a
-// webhook, a monitor's own or MLDEPLOY_ALERT_WEBHOOK_URL. The host must be allowed by
+// webhook: a monitor's own (--webhook), a batch job's own (drift.webhook) or
+// MLDEPLOY_ALERT_WEBHOOK_URL. The host must be allowed by
 // MLDEPLOY_CALLBACK_HOSTS, as decision callbacks' are. One alert per run verdict: the body
 // and the Idempotency-Key header carry `drift:<runId>`, and drift_alerts records the send,
 // so a retried activity whose earlier attempt was answered 2xx does not send again.
@@ -45,8 +46,11 @@ export async function sendDriftAlert(pool: Pool, settings: Pick<MonitoringSettin
   if (run.kind === 'monitor') {
     const { rows } = await pool.query('SELECT webhook_url FROM monitors WHERE monitor_id = $1', [run.job]);
     url = rows[0]?.webhook_url ?? url;
+  } else {
+    const { rows } = await pool.query('SELECT alert_webhook_url FROM batch_runs WHERE run_id = $1', [run.runId]);
+    url = rows[0]?.alert_webhook_url ?? url;
   }
-  if (!url) return { sent: false, reason: 'no webhook: set MLDEPLOY_ALERT_WEBHOOK_URL or give the monitor --webhook' };
+  if (!url) return { sent: false, reason: 'no webhook: set MLDEPLOY_ALERT_WEBHOOK_URL, or give the monitor --webhook or the batch job drift.webhook' };
   const refusal = webhookRefusal(url, settings.alertHosts);
   if (refusal) throw new PermanentAlertError(refusal);
 

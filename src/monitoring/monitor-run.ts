@@ -7,7 +7,7 @@ import Cursor from 'pg-cursor';
 import type { Pool } from '../db/pool.ts';
 import type { ModelCache } from '../registry/runtime.ts';
 import { recordRunDrift } from '../observability/batch-metrics.ts';
-import { computeDrift, summarizeDrift, type DriftSummary } from './drift.ts';
+import { computeDrift, DEFAULT_THRESHOLDS, summarizeDrift, type DriftSummary, type DriftThresholds } from './drift.ts';
 import { DriftAccumulator } from './histograms.ts';
 import { LOG_SOURCE, type MonitorSource } from './sampling.ts';
 import { loadProfile } from './store.ts';
@@ -23,6 +23,8 @@ export interface Monitor {
   source: MonitorSource;
   everyMs: number;
   webhookUrl: string | null;
+  /** The verdicts' thresholds (`--psi-threshold`, `--drift-share`; the defaults where not given). */
+  thresholds: DriftThresholds;
   createdAt: string;
 }
 
@@ -44,6 +46,10 @@ export function toMonitor(r: Record<string, unknown>): Monitor {
     source: r.source as MonitorSource,
     everyMs: Number(r.every_ms),
     webhookUrl: (r.webhook_url as string | null) ?? null,
+    thresholds: {
+      psi: r.psi_threshold == null ? DEFAULT_THRESHOLDS.psi : Number(r.psi_threshold),
+      share: r.drift_share == null ? DEFAULT_THRESHOLDS.share : Number(r.drift_share),
+    },
     createdAt: new Date(r.created_at as string).toISOString(),
   };
 }
@@ -109,7 +115,7 @@ export async function runMonitor(pool: Pool, models: ModelCache, input: MonitorR
   }
 
   const partial = accumulator.result();
-  const report = partial.rows > 0 ? computeDrift(reference, partial, []) : null;
+  const report = partial.rows > 0 ? computeDrift(reference, partial, [], monitor.thresholds) : null;
   const status = report ? 'finished' : 'no-data';
   await pool.query('UPDATE monitor_runs SET status = $2, rows_read = $3, drift = $4, drifted = $5, finished_at = now() WHERE run_id = $1', [
     input.runId,

@@ -11,6 +11,7 @@ import { webhookRefusal } from './alerts.ts';
 import { loadMonitor, MonitorError, toMonitor, type Monitor } from './monitor-run.ts';
 import { MONITOR_SOURCES, type MonitorSource } from './sampling.ts';
 import { loadProfile } from './store.ts';
+import type { DriftThresholds } from './drift.ts';
 
 export const MONITOR_WORKFLOW = 'monitorRun';
 
@@ -38,6 +39,20 @@ export function parseSource(text: string): MonitorSource {
   return text as MonitorSource;
 }
 
+/** `--psi-threshold`: a feature drifted at or above this PSI, as a batch job's drift.psi (0 < psi ≤ 10). */
+export function parsePsiThreshold(text: string): number {
+  const psi = /^\s*\d*\.?\d+(e[-+]?\d+)?\s*$/i.test(text) ? Number(text) : NaN;
+  if (!(psi > 0 && psi <= 10)) throw new MonitorError(`--psi-threshold must be a number above 0 and at most 10 (0.2 is a significant shift); got ${JSON.stringify(text)}`);
+  return psi;
+}
+
+/** `--drift-share`: the run drifted when at least this share of its features did, as a batch job's drift.share (0 < share ≤ 1). */
+export function parseDriftShare(text: string): number {
+  const share = /^\s*\d*\.?\d+(e[-+]?\d+)?\s*$/i.test(text) ? Number(text) : NaN;
+  if (!(share > 0 && share <= 1)) throw new MonitorError(`--drift-share must be a share above 0 and at most 1 (0.5: half the features); got ${JSON.stringify(text)}`);
+  return share;
+}
+
 export const monitorId = (modelName: string, source: MonitorSource) => `monitor-${modelName}-${source}`;
 
 export interface CreateMonitorRequest {
@@ -45,6 +60,8 @@ export interface CreateMonitorRequest {
   everyMs: number;
   source: MonitorSource;
   webhookUrl?: string;
+  /** The verdicts' thresholds; each one not given is the default (PSI 0.2, share 0.5). */
+  thresholds?: Partial<DriftThresholds>;
   taskQueue: string;
   /** MLDEPLOY_CALLBACK_HOSTS. */
   alertHosts?: readonly string[];
@@ -61,11 +78,14 @@ export async function createMonitor(pool: Pool, store: ModelStore, client: Clien
   }
   const refusal = req.webhookUrl ? webhookRefusal(req.webhookUrl, req.alertHosts) : undefined;
   if (refusal) throw new MonitorError(`--webhook: ${refusal}`);
+  const { psi, share } = req.thresholds ?? {};
+  if (psi !== undefined) parsePsiThreshold(String(psi));
+  if (share !== undefined) parseDriftShare(String(share));
   const id = monitorId(version.name, req.source);
   const inserted = await pool.query(
-    `INSERT INTO monitors (monitor_id, model_name, model_ref, source, every_ms, webhook_url) VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO monitors (monitor_id, model_name, model_ref, source, every_ms, webhook_url, psi_threshold, drift_share) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT DO NOTHING RETURNING *`,
-    [id, version.name, req.ref, req.source, req.everyMs, req.webhookUrl ?? null],
+    [id, version.name, req.ref, req.source, req.everyMs, req.webhookUrl ?? null, psi ?? null, share ?? null],
   );
   if (!inserted.rows[0]) throw new MonitorError(`model ${version.name} already has a ${req.source} monitor, ${id}: delete it first with mldeploy monitor delete ${id}`);
   const args: MonitorRunArgs = { monitorId: id, everyMs: req.everyMs };
