@@ -11,6 +11,7 @@ import { computeDrift, DEFAULT_THRESHOLDS, summarizeDrift, type DriftSummary, ty
 import { DriftAccumulator } from './histograms.ts';
 import { LOG_SOURCE, type MonitorSource } from './sampling.ts';
 import { loadProfile } from './store.ts';
+import { recordMonitorRun } from './metrics.ts';
 
 const READ_BATCH = 4096;
 /** Samples older than this many periods of the monitor are deleted by its runs. */
@@ -125,6 +126,7 @@ export async function runMonitor(pool: Pool, models: ModelCache, input: MonitorR
     report?.drifted ?? null,
   ]);
   if (report) recordRunDrift({ job: monitor.monitorId, model: modelId }, report);
+  recordMonitorRun(monitor.monitorId, modelId.name, { status, drifted: report?.drifted ?? null, rows: partial.rows, windowEnd: input.window.to });
   // Samples are bounded: what no later run of this monitor reads goes.
   await pool.query(`DELETE FROM prediction_log WHERE sampled AND model_name = $1 AND source = $2 AND predicted_at < $3::timestamptz - $4 * interval '1 millisecond'`, [
     modelId.name,

@@ -4,11 +4,14 @@
 // threshold, steady traffic drifted under a tiny one); a batch job's drift.webhook receives
 // its drifted run's alert instead of the default webhook, and a job whose webhook host is not
 // allowed fails before scoring with one clear error. Bad threshold arguments give one error line.
+// The runs show in the worker's metrics and in the shipped Grafana dashboard's monitor panels.
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelCache } from '../../src/registry/runtime.ts';
+import { metricsRegistry } from '../../src/metrics.ts';
 import { startBatchRun } from '../../src/batch/client.ts';
 import { DataPlane } from '../../src/inference/data-plane.ts';
 import { RIDE_COLUMNS } from '../../src/demo.ts';
@@ -142,7 +145,38 @@ describe('drift thresholds of monitors', () => {
     // Its alert went to the default webhook (the monitor has none of its own).
     await waitFor(async () => received.some((r) => r.body.runId === steady.result.runId), 'the alert');
     expect(received.find((r) => r.body.runId === steady.result.runId)!.path).toBe('/global');
+
+    // The worker's /metrics (its process registry) counts both runs for the dashboard's monitor panels.
+    const metrics = await metricsRegistry.metrics();
+    const series = (name: string, labels: string) => metrics.split('\n').find((line) => line.startsWith(`${name}{${labels}}`));
+    expect(series('mldeploy_monitor_runs_total', `monitor="${monitors[0]}",model="${lenient.name}",status="finished",verdict="stable"`)).toMatch(/ 1$/);
+    expect(series('mldeploy_monitor_runs_total', `monitor="${monitors[1]}",model="${strict.name}",status="finished",verdict="drifted"`)).toMatch(/ 1$/);
+    expect(series('mldeploy_monitor_run_rows', `monitor="${monitors[0]}",model="${lenient.name}"`)).toMatch(new RegExp(` ${ROWS}$`));
+    const windowEnd = Number(series('mldeploy_monitor_run_window_end_seconds', `monitor="${monitors[1]}",model="${strict.name}"`)!.split(' ')[1]);
+    expect(windowEnd).toBe(Date.parse(steady.result.window.to) / 1000);
+    expect(series('mldeploy_drift_run_drifted', `job="${monitors[1]}",model="${strict.name}"`)).toMatch(/ 1$/);
   }, 240_000);
+
+  it('the shipped Grafana dashboard has monitor run panels, filtered by a monitor variable', () => {
+    const dashboard = JSON.parse(fs.readFileSync('docs/grafana-dashboard.json', 'utf8')) as {
+      panels: Array<{ type: string; title: string; targets?: Array<{ expr: string }> }>;
+      templating: { list: Array<{ name: string; definition?: string }> };
+    };
+    expect(dashboard.templating.list.find((v) => v.name === 'monitor')?.definition).toBe('label_values(mldeploy_monitor_runs_total, monitor)');
+    const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)).filter((e) => e.includes('$monitor'));
+    for (const metric of [
+      'mldeploy_monitor_runs_total',
+      'mldeploy_monitor_run_rows',
+      'mldeploy_monitor_run_window_end_seconds',
+      'mldeploy_drift_feature_psi',
+      'mldeploy_drift_run_drifted',
+    ]) {
+      expect(
+        exprs.some((e) => e.includes(metric)),
+        metric,
+      ).toBe(true);
+    }
+  });
 
   it('bad threshold arguments give one error line and exit 1', async () => {
     const cases: Array<[string[], RegExp]> = [
