@@ -43,9 +43,10 @@ const opts = new Command()
   .option('--rates <list>', 'arrival rates, events per second (default: 500,1000,2000,5000 batched; 20,50,100 per-event)')
   .option('--workers <n>', 'worker processes (`mldeploy worker`, each running the main queue and every consumer); 0 runs the workers inside this process', '1')
   .option('--partitions <n>', "batched mode: partitions of ride_started (default: the shipped routing's)")
+  .option('--max-in-flight <n>', "batched mode: ranges in flight per partition (default: the shipped routing's)")
   .option('--persistent', 'the dev server keeps its history in a SQLite file, as `mldeploy dev` runs it (default: in memory)')
   .parse()
-  .opts<{ seconds: string; rates?: string; mode: string; workers: string; partitions?: string; persistent?: boolean }>();
+  .opts<{ seconds: string; rates?: string; mode: string; workers: string; partitions?: string; maxInFlight?: string; persistent?: boolean }>();
 if (opts.mode !== 'batched' && opts.mode !== 'per-event') throw new Error(`--mode must be batched or per-event, got ${opts.mode}`);
 const mode = opts.mode;
 const seconds = Number(opts.seconds);
@@ -132,6 +133,7 @@ const routing: Routing = {
       ...shipped.events.ride_started,
       mode,
       ...(opts.partitions === undefined ? {} : { partitions: Number(opts.partitions) }),
+      ...(opts.maxInFlight === undefined ? {} : { maxInFlight: Number(opts.maxInFlight) }),
       consumers: shipped.events.ride_started.consumers.map((c) => ({ ...c, taskQueue: `${tag}-consumer-${c.name}` })),
     },
   },
