@@ -163,7 +163,13 @@ export function createPartitionActivities(deps: PartitionActivityDeps) {
     if (!route) {
       return { consumers: [], policy: { rules: [], default: 'none' }, batchMax: 500, lingerMs: 0, unrouted: `no route for event type '${eventType}' in ${settings.routingFile}` };
     }
-    return { consumers: await Promise.all(route.consumers.map(planConsumer)), policy: route.decision, batchMax: route.batchMax, maxInFlight: route.maxInFlight, lingerMs: route.lingerMs };
+    return {
+      consumers: await Promise.all(route.consumers.map(planConsumer)),
+      policy: route.decision,
+      batchMax: route.batchMax,
+      maxInFlight: route.maxInFlight,
+      lingerMs: route.lingerMs,
+    };
   }
 
   /**
