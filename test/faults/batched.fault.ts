@@ -235,12 +235,16 @@ describe('fault injection, batched mode', () => {
       const killedAt = Date.now();
       await workers.get(victim)!.kill();
       // The survivor picks the victim's partition workflows up (their sticky queue's tasks time
-      // out, then replay from history) and carries on from their committed offsets.
+      // out, then replay from history) and carries on from their committed offsets. A decision
+      // the victim had in flight can still commit just after `before` was read: wait for the
+      // survivor's own workflow tasks too, not only for the offsets to move.
+      const ranSince = async (p: number) => (await partitionWorkers(stack, deployment, p, killedAt + 1_000)).length > 0;
       await waitUntil(
-        `worker ${survivor} to commit the partitions of worker ${victim}`,
+        `worker ${survivor} to run and commit the partitions of worker ${victim}`,
         async () => {
           const now = await committedOffsets(stack.pool, deployment);
-          return !!now && held.every((p) => (now.get(p) ?? 0) > (before.get(p) ?? 0));
+          if (!now || !held.every((p) => (now.get(p) ?? 0) > (before.get(p) ?? 0))) return false;
+          return (await Promise.all(held.map(ranSince))).every(Boolean);
         },
         RECOVERY_MS,
       );
