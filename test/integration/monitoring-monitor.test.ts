@@ -16,13 +16,11 @@ import { DataPlane } from '../../src/inference/data-plane.ts';
 import { createMonitor, deleteMonitor } from '../../src/monitoring/monitors.ts';
 import { idShare, StreamInputSampler } from '../../src/monitoring/sampling.ts';
 import { RIDE_COLUMNS } from '../../src/demo.ts';
-import { buildProfile } from '../../src/monitoring/build.ts';
-import { saveProfile } from '../../src/monitoring/store.ts';
 import type { DriftAlert } from '../../src/monitoring/alerts.ts';
 import { openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
 import { ridesTable } from './batch-support.ts';
 import { runCli } from './cli-support.ts';
-import { triggerMonitorRun } from './monitoring-support.ts';
+import { profileJanuary, shiftMarch, triggerMonitorRun } from './monitoring-support.ts';
 import { serveConfig, startServer, waitFor, type TestServer } from './serve-support.ts';
 
 const ROWS = 1_500;
@@ -100,23 +98,8 @@ beforeAll(async () => {
   ]);
   const tables = await ridesTable(env.pool, { '2024-01': 5_000, '2024-02': ROWS, '2024-03': ROWS });
   view = tables.view;
-  // March: longer trips and another PU/DO mix, as in the batch drift test.
-  await env.pool.query(
-    `UPDATE ${tables.table} SET trip_distance = trip_distance * 1.5, "PULocationID" = ("PULocationID" * 7) % 265 + 1, "DOLocationID" = ("DOLocationID" * 11) % 265 + 1
-     WHERE lpep_pickup_datetime >= '2024-03-01'`,
-  );
-  const models = new ModelCache(env.store, 1);
-  for (const model of [shifted, steady, unmonitored, streamed]) {
-    const reference = await buildProfile(env.pool, await models.get(model), {
-      kind: 'table',
-      table: view,
-      timestampColumn: 'lpep_pickup_datetime',
-      from: '2024-01-01T00:00:00Z',
-      to: '2024-02-01T00:00:00Z',
-    });
-    await saveProfile(env.pool, model, reference);
-  }
-  await models.release();
+  await shiftMarch(env.pool, tables.table);
+  await profileJanuary(env, view, [shifted, steady, unmonitored, streamed]);
 
   // The default webhook (MLDEPLOY_ALERT_WEBHOOK_URL) is the receiver too: batch runs alert there.
   worker = await startTestWorker(env, uniqueName('tq'), { monitoring: { publicUrl: 'http://reports.example', alertWebhookUrl: hook, alertHosts: ['127.0.0.1'] } });

@@ -5,16 +5,13 @@
 // flags the drift.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityDeps } from '../../activities/deps.ts';
-import { buildProfile } from '../../src/monitoring/build.ts';
 import { createMonitor, deleteMonitor } from '../../src/monitoring/monitors.ts';
 import { StreamInputSampler } from '../../src/monitoring/sampling.ts';
-import { saveProfile } from '../../src/monitoring/store.ts';
-import { ModelCache } from '../../src/registry/runtime.ts';
 import { parseModelRef } from '../../src/registry/refs.ts';
 import { openTestEnv, startTestWorker, type TestEnv } from '../helpers.ts';
 import { ridesTable } from './batch-support.ts';
 import { waitFor } from './serve-support.ts';
-import { triggerMonitorRun } from './monitoring-support.ts';
+import { profileJanuary, shiftMarch, triggerMonitorRun } from './monitoring-support.ts';
 import { inParallel, openStreamRig, registerRideModels, rideRoute, type ExampleModels, type StreamTestRig } from './stream-env.ts';
 
 const EVENTS_PER_MODE = 150;
@@ -33,21 +30,9 @@ beforeAll(async () => {
   env = await openTestEnv();
   models = await registerRideModels(env);
   const tables = await ridesTable(env.pool, { '2024-01': 5_000, '2024-03': EVENTS_PER_MODE * 2 });
-  await env.pool.query(
-    `UPDATE ${tables.table} SET trip_distance = trip_distance * 1.5, "PULocationID" = ("PULocationID" * 7) % 265 + 1, "DOLocationID" = ("DOLocationID" * 11) % 265 + 1
-     WHERE lpep_pickup_datetime >= '2024-03-01'`,
-  );
-  const cache = new ModelCache(env.store, 1);
-  const duration = await cache.get(await env.store.resolve(models.duration));
-  const reference = await buildProfile(env.pool, duration, {
-    kind: 'table',
-    table: tables.view,
-    timestampColumn: 'lpep_pickup_datetime',
-    from: '2024-01-01T00:00:00Z',
-    to: '2024-02-01T00:00:00Z',
-  });
-  await saveProfile(env.pool, duration, reference);
-  await cache.release();
+  await shiftMarch(env.pool, tables.table);
+  const duration = await env.store.resolve(models.duration);
+  await profileJanuary(env, tables.view, [duration]);
   shifted = (await env.pool.query(`SELECT "PULocationID", "DOLocationID", trip_distance FROM ${tables.view} WHERE lpep_pickup_datetime >= '2024-03-01' ORDER BY ride_id`)).rows;
 
   // The same consumers serve a batched type and a per-event type.

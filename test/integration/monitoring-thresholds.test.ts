@@ -15,14 +15,12 @@ import { metricsRegistry } from '../../src/metrics.ts';
 import { startBatchRun } from '../../src/batch/client.ts';
 import { DataPlane } from '../../src/inference/data-plane.ts';
 import { RIDE_COLUMNS } from '../../src/demo.ts';
-import { buildProfile } from '../../src/monitoring/build.ts';
-import { saveProfile } from '../../src/monitoring/store.ts';
 import type { DriftAlert } from '../../src/monitoring/alerts.ts';
 import type { DriftReport } from '../../src/monitoring/drift.ts';
 import { openTestEnv, registerExample, startTestWorker, uniqueName, type TestEnv } from '../helpers.ts';
 import { ridesTable } from './batch-support.ts';
 import { runCli } from './cli-support.ts';
-import { triggerMonitorRun } from './monitoring-support.ts';
+import { profileJanuary, shiftMarch, triggerMonitorRun } from './monitoring-support.ts';
 import { waitFor } from './serve-support.ts';
 
 const ROWS = 1_500;
@@ -92,16 +90,8 @@ beforeAll(async () => {
   [lenient, strict, batched] = await Promise.all([registerExample(env, 'trip-duration'), registerExample(env, 'trip-duration'), registerExample(env, 'trip-duration')]);
   const tables = await ridesTable(env.pool, { '2024-01': 5_000, '2024-02': ROWS, '2024-03': ROWS });
   view = tables.view;
-  await env.pool.query(
-    `UPDATE ${tables.table} SET trip_distance = trip_distance * 1.5, "PULocationID" = ("PULocationID" * 7) % 265 + 1, "DOLocationID" = ("DOLocationID" * 11) % 265 + 1
-     WHERE lpep_pickup_datetime >= '2024-03-01'`,
-  );
-  const models = new ModelCache(env.store, 1);
-  for (const model of [lenient, strict, batched]) {
-    const source = { kind: 'table', table: view, timestampColumn: 'lpep_pickup_datetime', from: '2024-01-01T00:00:00Z', to: '2024-02-01T00:00:00Z' } as const;
-    await saveProfile(env.pool, model, await buildProfile(env.pool, await models.get(model), source));
-  }
-  await models.release();
+  await shiftMarch(env.pool, tables.table);
+  await profileJanuary(env, view, [lenient, strict, batched]);
   worker = await startTestWorker(env, uniqueName('tq'), { monitoring: { publicUrl: 'http://reports.example', alertWebhookUrl: hooks.global, alertHosts: ['127.0.0.1'] } });
 }, 120_000);
 
