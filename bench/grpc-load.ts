@@ -23,8 +23,14 @@ export interface GrpcFigure {
   errors: number;
 }
 
+/** ModelInfer's path; NOOP_METHOD (the server's gRPC floor) takes the same request. */
+export const MODEL_INFER = '/inference.GRPCInferenceService/ModelInfer';
+
+const modelInfer = (InferenceService.service as unknown as Record<string, { requestSerialize(r: unknown): Buffer }>).ModelInfer;
+
 interface Job {
   address: string;
+  method: string;
   /** The ModelInfer request, with raw_input_contents as base64. */
   request: Record<string, unknown> & { raw_input_contents?: string[] };
   connections: number;
@@ -40,10 +46,9 @@ interface ChildResult {
 }
 
 async function runChild(job: Job): Promise<ChildResult> {
-  const client = new InferenceService(job.address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20 }) as unknown as {
-    ModelInfer(r: unknown, cb: (e: Error | null) => void): void;
-    close(): void;
-  };
+  const client = new grpc.Client(job.address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20 });
+  // Responses stay undecoded: the load generator spends its CPU on sending.
+  const undecoded = (bytes: Buffer) => bytes;
   const request = { ...job.request, raw_input_contents: (job.request.raw_input_contents ?? []).map((b) => Buffer.from(b, 'base64')) };
   const latencies: number[] = [];
   let errors = 0;
@@ -52,7 +57,7 @@ async function runChild(job: Job): Promise<ChildResult> {
     while (Date.now() < job.until) {
       const started = performance.now();
       await new Promise<void>((resolve) =>
-        client.ModelInfer(request, (err) => {
+        client.makeUnaryRequest(job.method, modelInfer.requestSerialize, undecoded, request, (err) => {
           if (err) errors++;
           else latencies.push(performance.now() - started);
           resolve();
@@ -80,8 +85,7 @@ function spawnChild(job: Job): Promise<ChildResult> {
 
 /** The ModelInfer request as it goes on the wire: gRPC's 5-byte frame (uncompressed, length) and the protobuf message. */
 function grpcFrame(request: unknown): Buffer {
-  const method = (InferenceService.service as unknown as Record<string, { requestSerialize(r: unknown): Buffer }>).ModelInfer;
-  const message = method.requestSerialize(request);
+  const message = modelInfer.requestSerialize(request);
   const frame = Buffer.alloc(5 + message.length);
   frame.writeUInt32BE(message.length, 1);
   message.copy(frame, 5);
@@ -109,7 +113,7 @@ async function grpcFailures(metricsUrl: string): Promise<number> {
  * streams in flight on 4 connections, each sending the framed ModelInfer request. Latencies come
  * from its per-request log; failures from the server's gRPC status counts.
  */
-async function h2Load(address: string, request: unknown, opts: { connections: number; duration: number; metricsUrl: string }): Promise<GrpcFigure> {
+async function h2Load(address: string, request: unknown, opts: { method: string; connections: number; duration: number; metricsUrl: string }): Promise<GrpcFigure> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mldeploy-h2load-'));
   try {
     const body = path.join(dir, 'request.bin');
@@ -118,7 +122,7 @@ async function h2Load(address: string, request: unknown, opts: { connections: nu
     const clients = Math.min(4, opts.connections);
     const before = await grpcFailures(opts.metricsUrl);
     const args = ['-D', String(opts.duration), '-c', String(clients), '-m', String(Math.ceil(opts.connections / clients)), '-t', '1', '-d', body];
-    args.push('-H', 'content-type: application/grpc', '-H', 'te: trailers', '--log-file', logFile, `http://${address}/inference.GRPCInferenceService/ModelInfer`);
+    args.push('-H', 'content-type: application/grpc', '-H', 'te: trailers', '--log-file', logFile, `http://${address}${opts.method}`);
     const run = spawnSync('h2load', args, { encoding: 'utf8' });
     if (run.status !== 0) throw new Error(`h2load failed: ${run.stderr || run.stdout}`);
     const lines = fs.readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean);
@@ -137,21 +141,23 @@ async function h2Load(address: string, request: unknown, opts: { connections: nu
 /**
  * `connections` calls in flight for `duration` seconds: through h2load when it is installed
  * (metricsUrl: the server's /metrics, for the gRPC status counts), else over `processes`
- * grpc-js load processes (2 by default), from when they are all up.
+ * grpc-js load processes (2 by default), from when they are all up. `method` is ModelInfer's
+ * path unless given (the server's gRPC floor, NOOP_METHOD).
  */
 export async function grpcLoad(
   address: string,
   request: Record<string, unknown> & { raw_input_contents?: Buffer[] },
-  opts: { connections: number; duration: number; processes?: number; metricsUrl?: string },
+  opts: { method?: string; connections: number; duration: number; processes?: number; metricsUrl?: string },
 ): Promise<GrpcFigure> {
-  if (opts.metricsUrl && hasH2load()) return h2Load(address, request, { ...opts, metricsUrl: opts.metricsUrl });
+  const method = opts.method ?? MODEL_INFER;
+  if (opts.metricsUrl && hasH2load()) return h2Load(address, request, { ...opts, method, metricsUrl: opts.metricsUrl });
   const processes = Math.max(1, Math.min(opts.processes ?? 2, opts.connections));
   const wire = { ...request, raw_input_contents: (request.raw_input_contents ?? []).map((b) => b.toString('base64')) };
   // Children start in about a second (tsx); the run starts for all of them at once, after that.
   const start = Date.now() + 2500;
   const until = start + opts.duration * 1000;
   const shares = Array.from({ length: processes }, (_, i) => Math.floor(opts.connections / processes) + (i < opts.connections % processes ? 1 : 0));
-  const results = await Promise.all(shares.map((connections) => spawnChild({ address, request: wire, connections, start, until })));
+  const results = await Promise.all(shares.map((connections) => spawnChild({ address, method, request: wire, connections, start, until })));
   const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
   const seconds = Math.max(...results.map((r) => r.seconds));
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);

@@ -8,7 +8,9 @@
 // - single requests arriving together are scored in one call (dynamic batching, as Triton
 //   does): one call for 32 records costs about as much as one for a single record;
 // - a large request is scored in slices, yielding to the event loop between them, so the
-//   small requests behind it wait for one slice at most, not the whole request.
+//   small requests behind it wait for one slice at most, not the whole request. Raw-tensor
+//   slices grow with how cheap the model is (SLICE_BUDGET_MS): a linear model scores 10,000
+//   rows in one call instead of 40.
 // Records go through the model's feature mapper and post-processing (LoadedModel.predict);
 // raw v2 tensors skip both but share the slicing, the dynamic batching and the metrics.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -25,6 +27,9 @@ export type { Lane } from './metrics.ts';
 /** Records per onnxruntime call for large requests: a few milliseconds of work each. */
 export const SLICE_RECORDS = 256;
 
+/** A raw-tensor slice's target time, from the model's measured cost per row (never fewer rows than SLICE_RECORDS). */
+export const SLICE_BUDGET_MS = 1;
+
 export interface DataPlaneOptions {
   /** The metrics label: web, batch, stream or cli. */
   lane: Lane;
@@ -34,8 +39,10 @@ export interface DataPlaneOptions {
   maxBatch?: number;
   /** How long the first queued request waits for others; 0 = until the current event-loop turn ends. */
   maxDelayUs?: number;
-  /** Rows per onnxruntime call for large requests (default SLICE_RECORDS). */
+  /** Rows per onnxruntime call for large requests (default SLICE_RECORDS); raw tensors' smallest slice. */
   sliceRecords?: number;
+  /** A raw-tensor slice's target time (default SLICE_BUDGET_MS). */
+  sliceBudgetMs?: number;
 }
 
 /** One record's answer; a classifier's also carries its label and class probabilities (PredictResult's contract). */
@@ -198,14 +205,18 @@ export class DataPlane {
   private readonly resolver: ModelResolver | undefined;
   private readonly batching: BatchingOptions;
   private readonly sliceRecords: number;
+  private readonly sliceBudgetMs: number;
   private readonly recordBatchers = new WeakMap<LoadedModel, DynamicBatcher<FeatureRecord, RecordOutcome>>();
   private readonly tensorBatchers = new WeakMap<LoadedModel, Map<string, DynamicBatcher<TensorRequest, TensorOutcome>>>();
+  /** Milliseconds per row of each model's large raw-tensor calls (a moving average), which sizes its slices. */
+  private readonly rowCost = new WeakMap<LoadedModel, number>();
 
   constructor(options: DataPlaneOptions) {
     this.lane = options.lane;
     this.resolver = options.resolver;
     this.batching = { maxBatch: options.maxBatch ?? 1, maxDelayUs: options.maxDelayUs ?? 0 };
     this.sliceRecords = options.sliceRecords ?? SLICE_RECORDS;
+    this.sliceBudgetMs = options.sliceBudgetMs ?? SLICE_BUDGET_MS;
   }
 
   /** Resolve: the loaded version answering `reference`, synchronous once loaded. */
@@ -268,17 +279,30 @@ export class DataPlane {
       if (outcome.outputs) return outcome.outputs;
       throw outcome.error;
     }
-    if (!batchable || request.rows <= this.sliceRecords) return this.runTensors(model, request.feeds, request.rows, request.outputs);
-    const parts = await inSlices(request.rows, this.sliceRecords, signal, (start, end) =>
+    const size = this.tensorSlice(model);
+    if (!batchable || request.rows <= size) return this.runTensors(model, request.feeds, request.rows, request.outputs);
+    const parts = await inSlices(request.rows, size, signal, (start, end) =>
       this.runTensors(model, Object.fromEntries(Object.entries(request.feeds).map(([k, t]) => [k, sliceRows(t, start, end)])), end - start, request.outputs),
     );
     return Object.fromEntries(request.outputs.map((n) => [n, joinRows(parts.map((p) => p[n]))]));
   }
 
+  /** Rows per slice of a large raw-tensor request: sliceBudgetMs of the model's measured work, at least sliceRecords. */
+  private tensorSlice(model: LoadedModel): number {
+    const perRow = this.rowCost.get(model);
+    return perRow === undefined ? this.sliceRecords : Math.max(this.sliceRecords, Math.floor(this.sliceBudgetMs / perRow));
+  }
+
   private async runTensors(model: LoadedModel, feeds: Record<string, ort.Tensor>, rows: number, outputs: string[]): Promise<Record<string, ort.Tensor>> {
     const started = performance.now();
     const result = await model.session.run(feeds, outputs);
-    observeInference(this.lane, model, (performance.now() - started) / 1000, rows);
+    const elapsed = performance.now() - started;
+    observeInference(this.lane, model, elapsed / 1000, rows);
+    // Only large calls measure the cost per row: a small call's is mostly the fixed cost of a call.
+    if (rows >= this.sliceRecords) {
+      const previous = this.rowCost.get(model);
+      this.rowCost.set(model, previous === undefined ? elapsed / rows : 0.8 * previous + (0.2 * elapsed) / rows);
+    }
     return result;
   }
 

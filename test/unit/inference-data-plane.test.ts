@@ -60,8 +60,8 @@ describe('DataPlane', () => {
   });
 });
 
-/** A stand-in session: output y = 2x over an [N, 1] float tensor; throws when x holds a negative value. */
-function fakeTensorModel() {
+/** A stand-in session: output y = 2x over an [N, 1] float tensor; throws when x holds a negative value; busy for msPerRow per row. */
+function fakeTensorModel(msPerRow = 0) {
   const runs: number[] = [];
   const model = {
     name: 'fake-tensors',
@@ -71,6 +71,8 @@ function fakeTensorModel() {
       async run(feeds: Record<string, ort.Tensor>) {
         const x = feeds.x.data as Float32Array;
         runs.push(feeds.x.dims[0]);
+        const busyUntil = performance.now() + msPerRow * x.length;
+        while (performance.now() < busyUntil);
         if (x.some((v) => v < 0)) throw new Error('negative input');
         return {
           y: new ort.Tensor(
@@ -112,5 +114,22 @@ describe('DataPlane.tensors (v2)', () => {
     const { y } = await plane.tensors(model, tensorRequest(values));
     expect(runs).toEqual([SLICE_RECORDS, SLICE_RECORDS, 5]);
     expect(Array.from(y.data as Float32Array)).toEqual(values.map((v) => v * 2));
+  });
+
+  it("sizes later slices by the model's measured cost per row, never below SLICE_RECORDS", async () => {
+    const values = Array.from({ length: SLICE_RECORDS * 8 }, (_, i) => i);
+    // Cheap: the first request measures it, the next one runs in one call.
+    const cheap = fakeTensorModel();
+    const plane = new DataPlane({ lane: 'web', maxBatch: 1, maxDelayUs: 0, sliceBudgetMs: 50 });
+    await plane.tensors(cheap.model, tensorRequest(values));
+    const { y } = await plane.tensors(cheap.model, tensorRequest(values));
+    expect(cheap.runs).toEqual([...Array(8).fill(SLICE_RECORDS), SLICE_RECORDS * 8]);
+    expect(Array.from(y.data as Float32Array)).toEqual(values.map((v) => v * 2));
+    // Costly: 256 rows take 2.56 ms, over a 1 ms budget, so slices stay at SLICE_RECORDS.
+    const costly = fakeTensorModel(0.01);
+    const strict = new DataPlane({ lane: 'web', maxBatch: 1, maxDelayUs: 0, sliceBudgetMs: 1 });
+    await strict.tensors(costly.model, tensorRequest(values.slice(0, SLICE_RECORDS * 2)));
+    await strict.tensors(costly.model, tensorRequest(values.slice(0, SLICE_RECORDS * 2)));
+    expect(costly.runs).toEqual(Array(4).fill(SLICE_RECORDS));
   });
 });

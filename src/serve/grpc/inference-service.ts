@@ -3,13 +3,11 @@
 // shares the web service's context: model resolution, the bearer token (as `authorization`
 // metadata), the data plane with its dynamic batching, metrics and the prediction log.
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type ort from 'onnxruntime-node';
 import { ModelNotFoundError } from '../../registry/store.ts';
 import { RefError } from '../../registry/refs.ts';
-import { PACKAGE_ROOT } from '../../package-root.ts';
 import { log } from '../../log.ts';
 import { bearerCheck } from '../auth.ts';
 import type { ServeContext } from '../context.ts';
@@ -17,36 +15,24 @@ import { badRequest, HttpError } from '../errors.ts';
 import { encodeBinary } from '../v2-binary.ts';
 import { v2Infer, v2Model, v2Readiness } from '../v2-infer.ts';
 import { datatypeOf, v2Shape, type V2InputTensor } from '../v2-tensors.ts';
+import { decodeInferRequest, encodeInferResponse, int64Number, PROTO, type Contents, type InferRequest, type InferResponse } from './infer-codec.ts';
 import { grpcLatency, grpcRequests } from './metrics.ts';
-
-const PROTO = path.join(PACKAGE_ROOT, 'src', 'serve', 'grpc', 'grpc_service.proto');
 
 // int64s arrive as strings, so no precision is lost before the safe-integer check.
 const definition = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
 const proto = grpc.loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
 export const InferenceService = proto.inference.GRPCInferenceService;
 
-interface Contents {
-  bool_contents: boolean[];
-  int_contents: number[];
-  int64_contents: string[];
-  uint_contents: number[];
-  uint64_contents: string[];
-  fp32_contents: number[];
-  fp64_contents: number[];
-  bytes_contents: Buffer[];
-}
-
-interface InferRequest {
-  model_name: string;
-  model_version: string;
-  id: string;
-  inputs: Array<{ name: string; datatype: string; shape: string[]; contents: Contents | null }>;
-  outputs: Array<{ name: string }>;
-  raw_input_contents: Buffer[];
-}
+/** The service as served: ModelInfer's messages through its own codec (infer-codec.ts). */
+const served: grpc.ServiceDefinition = {
+  ...InferenceService.service,
+  ModelInfer: { ...InferenceService.service.ModelInfer, requestDeserialize: decodeInferRequest, responseSerialize: encodeInferResponse },
+};
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A bytes field as a Buffer view (protobufjs gives Buffers in Node; the type says Uint8Array). */
+const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
 /** The `contents` field of a datatype, as JSON-path values (checked by the same rules). */
 function fromContents(name: string, datatype: string, contents: Contents | null): unknown[] {
@@ -65,9 +51,9 @@ function fromContents(name: string, datatype: string, contents: Contents | null)
     case 'UINT32':
       return c?.uint_contents ?? [];
     case 'INT64':
-      return (c?.int64_contents ?? []).map(Number);
+      return (c?.int64_contents ?? []).map(int64Number);
     case 'UINT64':
-      return (c?.uint64_contents ?? []).map(Number);
+      return (c?.uint64_contents ?? []).map(int64Number);
     case 'BOOL':
       return c?.bool_contents ?? [];
     case 'BYTES':
@@ -85,7 +71,7 @@ function fromContents(name: string, datatype: string, contents: Contents | null)
   }
 }
 
-function toContents(tensor: ort.Tensor): Partial<Contents> {
+function toContents(tensor: ort.Tensor): Partial<Record<keyof Contents, unknown[]>> {
   const data = tensor.data;
   switch (tensor.type) {
     case 'float32':
@@ -113,9 +99,9 @@ function toContents(tensor: ort.Tensor): Partial<Contents> {
   }
 }
 
-function shapeOf(name: string, shape: string[]): number[] {
+function shapeOf(name: string, shape: InferRequest['inputs'][number]['shape']): number[] {
   return shape.map((d) => {
-    const n = Number(d);
+    const n = int64Number(d);
     if (!Number.isSafeInteger(n) || n < 0) throw badRequest(`input '${name}': shape dimension ${d} must be a whole number`);
     return n;
   });
@@ -187,13 +173,13 @@ export function inferenceHandlers(ctx: ServeContext): grpc.UntypedServiceImpleme
         outputs: model.metadata.outputs.map(tensor),
       };
     }),
-    ModelInfer: unary('ModelInfer', false, async (req: InferRequest) => {
+    ModelInfer: unary('ModelInfer', false, async (req: InferRequest): Promise<InferResponse> => {
       if (req.model_version && !/^[0-9]{1,9}$/.test(req.model_version)) throw badRequest(`model_version must be a version number, got ${JSON.stringify(req.model_version)}`);
       const model = await v2Model(ctx, req.model_name, req.model_version || undefined);
       const sentRaw = req.raw_input_contents.length > 0;
       if (sentRaw && req.raw_input_contents.length !== req.inputs.length)
         throw badRequest(`raw_input_contents has ${req.raw_input_contents.length} entries for ${req.inputs.length} inputs; give one per input, in order`);
-      const binary = sentRaw ? new Map(req.inputs.map((input, i) => [input.name, req.raw_input_contents[i]])) : undefined;
+      const binary = sentRaw ? new Map(req.inputs.map((input, i) => [input.name, asBuffer(req.raw_input_contents[i])])) : undefined;
       const inputs: V2InputTensor[] = req.inputs.map((input) => ({
         name: input.name,
         datatype: input.datatype,
@@ -207,7 +193,7 @@ export function inferenceHandlers(ctx: ServeContext): grpc.UntypedServiceImpleme
       const outputs = names.map((n) => ({
         name: n,
         datatype: datatypeOf(tensors[n].type),
-        shape: [...tensors[n].dims].map(String),
+        shape: [...tensors[n].dims],
         ...(raw ? {} : { contents: toContents(tensors[n]) }),
       }));
       // Raw contents answer raw contents (what Triton's clients read); `contents` answer `contents`.
@@ -222,6 +208,32 @@ export function inferenceHandlers(ctx: ServeContext): grpc.UntypedServiceImpleme
   };
 }
 
+/**
+ * The gRPC floor for `npm run bench:serve` (with MLDEPLOY_SERVE_NOOP_ROUTE, as /bench/noop is
+ * HTTP's): a unary method that answers a fixed one-row ModelInferResponse without decoding
+ * the request, so grpc-js and HTTP/2 alone are measured.
+ */
+export const NOOP_METHOD = '/mldeploy.bench.Noop/Infer';
+const NOOP_RESPONSE = encodeInferResponse({
+  model_name: 'noop',
+  model_version: '1',
+  id: '',
+  outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 1] }],
+  raw_output_contents: [Buffer.alloc(4)],
+});
+const identity = (bytes: Buffer) => bytes;
+const NOOP_SERVICE: grpc.ServiceDefinition = {
+  Infer: {
+    path: NOOP_METHOD,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+};
+
 export interface GrpcServer {
   port: number;
   /** Refuses new calls, answers those in flight, then stops. */
@@ -231,7 +243,8 @@ export interface GrpcServer {
 export async function startGrpcServer(ctx: ServeContext, host: string, port: number): Promise<GrpcServer> {
   // Channelz (grpc-js's per-call introspection counters) is off: nothing here reads it, and it costs on every call.
   const server = new grpc.Server({ 'grpc.max_receive_message_length': ctx.config.bodyLimitBytes, 'grpc.enable_channelz': 0 });
-  server.addService(InferenceService.service, inferenceHandlers(ctx));
+  server.addService(served, inferenceHandlers(ctx));
+  if (ctx.config.noopRoute) server.addService(NOOP_SERVICE, { Infer: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, NOOP_RESPONSE) });
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
