@@ -2,7 +2,8 @@
 // (`mldeploy serve`); autocannon drives HTTP from this process, and gRPC load comes from h2load
 // (or grpc-js load processes of their own; bench/grpc-load.ts), all on the same 2-core machine.
 // Figures: (a) POST /predict with one record per request, (b) the HTTP floor (a bare route on
-// the same server, through the same hooks), (l) the gRPC floor (a no-op grpc-js method), v2 infer of one row and of 10,000 rows over HTTP
+// the same server, through the same hooks), (l) the gRPC floor (a no-op grpc-js method), (m)
+// HTTP/2's floor (bare node:http2, no gRPC library), v2 infer of one row and of 10,000 rows over HTTP
 // JSON, HTTP binary and gRPC (rows/s and binary/JSON for 10,000 rows), the same 10,000 rows for
 // a linear model without string inputs; the figures a ratio compares run interleaved in rounds
 // (--rounds); p99 of /predict at a fixed 1,000 req/s; dynamic batching on vs off; and p99 of
@@ -20,6 +21,7 @@ import { ModelStore } from '../src/registry/store.ts';
 import { registerModel } from '../src/registry/register.ts';
 import { NOOP_METHOD } from '../src/serve/grpc/inference-service.ts';
 import { grpcLoad } from './grpc-load.ts';
+import { startHttp2Floor } from './http2-floor.ts';
 import { registerBenchModel } from './support.ts';
 
 const { values: args } = parseArgs({
@@ -183,6 +185,7 @@ async function main() {
       const v2Url = `${server.url}/v2/models/${model}/infer`;
       const one = v2Bodies(model, 1);
       const span = DURATION_S / ROUNDS;
+      const h2Floor = await startHttp2Floor();
       const grpcOpts = (connections: number) => ({ connections, duration: span, metricsUrl: `${server.url}/metrics` });
       const small = await interleaved([
         () => load(`${server.url}/bench/noop`, { duration: span }),
@@ -191,15 +194,18 @@ async function main() {
         () => load(v2Url, { method: 'POST', raw: one.binary, duration: span }),
         () => grpcLoad(server.grpcAddress, one.grpc, grpcOpts(CONNECTIONS)),
         () => grpcLoad(server.grpcAddress, one.grpc, { ...grpcOpts(CONNECTIONS), method: NOOP_METHOD }),
+        () => grpcLoad(h2Floor.address, one.grpc, grpcOpts(CONNECTIONS)),
       ]);
+      await h2Floor.close();
       [floor, predict, v2] = small;
-      const [, , , v2Binary, v2Grpc, grpcFloor] = small;
+      const [, , , v2Binary, v2Grpc, grpcFloor, http2Floor] = small;
       say(`(b) GET /bench/noop (HTTP floor)      ${fmt(floor)}`);
       say(`(a) POST /predict, 1 record            ${fmt(predict)}   a/b ${(predict.rps / floor.rps).toFixed(2)}`);
       say(`(c) POST /v2/models/…/infer, 1 row     ${fmt(v2)}   c/a ${(v2.rps / predict.rps).toFixed(2)}`);
       say(`(d) v2 infer, 1 row, HTTP binary       ${fmt(v2Binary)}   d/a ${(v2Binary.rps / predict.rps).toFixed(2)}`);
       say(`(e) v2 ModelInfer, 1 row, gRPC         ${fmt(v2Grpc)}   e/a ${(v2Grpc.rps / predict.rps).toFixed(2)}`);
       say(`(l) gRPC floor (no-op method, grpc-js) ${fmt(grpcFloor)}   l/a ${(grpcFloor.rps / predict.rps).toFixed(2)}   e/l ${(v2Grpc.rps / grpcFloor.rps).toFixed(2)}`);
+      say(`(m) HTTP/2 floor (bare node:http2)     ${fmt(http2Floor)}   m/a ${(http2Floor.rps / predict.rps).toFixed(2)}   l/m ${(grpcFloor.rps / http2Floor.rps).toFixed(2)}`);
       const big10k = v2Bodies(model, 10_000);
       // 10,000 rows for the linear model (one FP32 [N, 3] input): scoring costs little, so the transports show.
       const linear10k = linearBodies(linear, 10_000);
