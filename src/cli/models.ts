@@ -5,6 +5,7 @@ import { parseJsonOption, positiveInt, printJson, UsageError, withStack } from '
 import { printList, withOutputOptions, type OutputFlags } from './output.ts';
 import { registerModel } from '../registry/register.ts';
 import { ModelCache } from '../registry/runtime.ts';
+import { MAX_VERSION } from '../registry/refs.ts';
 import { DataPlane, outcomeOf } from '../inference/data-plane.ts';
 import { importCommand } from './models-import.ts';
 import { followCommand } from './models-follow.ts';
@@ -94,6 +95,7 @@ export function modelsCommands(program: Command): void {
     .option('--alias <alias>', 'alias to move', 'production')
     .action(async (name: string, version: string, opts: { alias: string }) => {
       const number = positiveInt('<version>')(version);
+      if (number > MAX_VERSION) throw new UsageError(`<version> must be at most ${MAX_VERSION}, got ${version}`);
       await withStack({ temporal: false }, async (_stack, store) => {
         printJson(summary(await store.promote(name, number, opts.alias)));
       });

@@ -25,6 +25,9 @@ export function validateAlias(alias: string): string {
   return alias;
 }
 
+/** Versions are PostgreSQL integers: a larger number is bad input, not a database error. */
+export const MAX_VERSION = 2_147_483_647;
+
 export function parseModelRef(ref: string): ModelRef {
   const at = ref.indexOf('@');
   const name = validateModelName(at < 0 ? ref : ref.slice(0, at));
@@ -32,7 +35,7 @@ export function parseModelRef(ref: string): ModelRef {
   const tag = ref.slice(at + 1);
   if (/^\d+$/.test(tag)) {
     const version = Number(tag);
-    if (version < 1 || !Number.isSafeInteger(version)) throw new RefError(`invalid version in ${JSON.stringify(ref)}`);
+    if (version < 1 || version > MAX_VERSION) throw new RefError(`invalid version in ${JSON.stringify(ref)}: versions run from 1 to ${MAX_VERSION}`);
     return { name, version };
   }
   return { name, alias: validateAlias(tag) };

@@ -60,7 +60,7 @@ describe('CLI bad input (pure validators)', () => {
           fc
             .tuple(
               fc.constantFrom('trip-duration', 'a', '-x', 'x'.repeat(129)),
-              fc.constantFrom('', '@', '@production', '@0', '@1', '@01', '@99999999999999999999', '@@x', '@a b', '@é', '@x@y'),
+              fc.constantFrom('', '@', '@production', '@0', '@1', '@01', '@99999999999999999999', '@2147483648', '@@x', '@a b', '@é', '@x@y'),
             )
             .map(([a, b]) => a + b),
         ),
@@ -69,7 +69,7 @@ describe('CLI bad input (pure validators)', () => {
           const { value } = outcome(() => parseModelRef(ref), RefError);
           if (value) {
             expect(value.name).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
-            if (value.version !== undefined) expect(Number.isSafeInteger(value.version) && value.version >= 1).toBe(true);
+            if (value.version !== undefined) expect(Number.isSafeInteger(value.version) && value.version >= 1 && value.version <= 2_147_483_647).toBe(true);
             if (value.alias !== undefined) expect(value.alias).toMatch(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/);
           }
         },

@@ -94,9 +94,10 @@ describe('parseModelRef', () => {
     ['trip-duration', { name: 'trip-duration' }],
     ['trip-duration@production', { name: 'trip-duration', alias: 'production' }],
     ['trip-duration@3', { name: 'trip-duration', version: 3 }],
+    ['trip-duration@2147483647', { name: 'trip-duration', version: 2147483647 }],
   ])('%s', (ref, parsed) => expect(parseModelRef(ref)).toEqual(parsed));
 
-  it.each(['', '@production', 'a b', "x'; DROP TABLE model_versions; --", 'name@0', 'name@1a$', 'name@'])('rejects %j', (ref) => {
+  it.each(['', '@production', 'a b', "x'; DROP TABLE model_versions; --", 'name@0', 'name@1a$', 'name@', 'name@2147483648', 'name@99999999999'])('rejects %j', (ref) => {
     expect(() => parseModelRef(ref)).toThrow(/invalid/);
   });
 });
