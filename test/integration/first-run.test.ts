@@ -80,8 +80,6 @@ describe('a failed `mldeploy dev` stops what it started', () => {
 
   beforeAll(async () => {
     dataDir = path.join(tmp, 'dev');
-    port = await freePort();
-    uiPort = await freePort();
     // A database whose migration bookkeeping has the wrong shape: the first migration fails.
     badDatabase = `mldeploy_badmig_${process.pid}`;
     const admin = new pg.Client(adminUrl());
@@ -101,7 +99,14 @@ describe('a failed `mldeploy dev` stops what it started', () => {
     await admin.end();
   });
 
-  const devEnv = (extra: Record<string, string> = {}) => freshEnv({ MLDEPLOY_DATA_DIR: dataDir, MLDEPLOY_TEMPORAL_PORT: String(port), MLDEPLOY_UI_PORT: String(uiPort), ...extra });
+  // Fresh ports for every start: a port found free in beforeAll can meanwhile become the local
+  // end of some outgoing connection (free ports come from the ephemeral range), and the dev
+  // server then cannot bind it.
+  const devEnv = async (extra: Record<string, string> = {}) => {
+    port = await freePort();
+    uiPort = await freePort();
+    return freshEnv({ MLDEPLOY_DATA_DIR: dataDir, MLDEPLOY_TEMPORAL_PORT: String(port), MLDEPLOY_UI_PORT: String(uiPort), ...extra });
+  };
 
   function expectOneLineError(result: { code: number; stderr: string }, message: RegExp) {
     expect(result.code).toBe(1);
@@ -110,14 +115,14 @@ describe('a failed `mldeploy dev` stops what it started', () => {
   }
 
   it('when PostgreSQL fails (DATABASE_URL names a database that does not exist), the Temporal dev server stops', async () => {
-    const result = await mldeploy(['dev', '--once'], devEnv({ DATABASE_URL: withDatabase(adminUrl(), 'mldeploy_no_such_db') }));
+    const result = await mldeploy(['dev', '--once'], await devEnv({ DATABASE_URL: withDatabase(adminUrl(), 'mldeploy_no_such_db') }));
     expectOneLineError(result, /database "mldeploy_no_such_db" does not exist/);
     expect(await isPortOpen(port)).toBe(false);
     expect(await isPortOpen(uiPort)).toBe(false);
   });
 
   it('when the migration fails, the Temporal dev server stops', async () => {
-    const result = await mldeploy(['dev', '--once'], devEnv({ DATABASE_URL: withDatabase(adminUrl(), badDatabase) }));
+    const result = await mldeploy(['dev', '--once'], await devEnv({ DATABASE_URL: withDatabase(adminUrl(), badDatabase) }));
     expectOneLineError(result, /migration \S+ failed/);
     expect(await isPortOpen(port)).toBe(false);
   });
@@ -125,7 +130,7 @@ describe('a failed `mldeploy dev` stops what it started', () => {
   it('when Temporal fails, the embedded PostgreSQL stops', async () => {
     const failing = path.join(tmp, 'failing-temporal');
     fs.writeFileSync(failing, '#!/bin/sh\n[ "$1" = --version ] && { echo "temporal version 0"; exit 0; }\necho "cannot start" >&2\nexit 3\n', { mode: 0o755 });
-    const result = await mldeploy(['dev', '--once'], devEnv({ TEMPORAL_CLI_PATH: failing }));
+    const result = await mldeploy(['dev', '--once'], await devEnv({ TEMPORAL_CLI_PATH: failing }));
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/temporal server exited \(3\)/);
     const pidFile = path.join(clusterDir(dataDir), 'postmaster.pid');
@@ -134,8 +139,8 @@ describe('a failed `mldeploy dev` stops what it started', () => {
   });
 
   it('then the next start works, and its output is human-readable lines only', async () => {
-    const result = await mldeploy(['dev', '--once'], devEnv());
-    expect(result.code).toBe(0);
+    const result = await mldeploy(['dev', '--once'], await devEnv());
+    expect(result.code, result.stderr).toBe(0);
     // Neither the consumer workers' "No workflows registered" warnings nor the web service's info lines.
     expect(result.stderr).not.toMatch(/No workflows registered/);
     expect(result.stderr).not.toMatch(/"level":30/);
