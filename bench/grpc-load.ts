@@ -24,7 +24,7 @@ export interface GrpcFigure {
 }
 
 /** ModelInfer's path; NOOP_METHOD (the server's gRPC floor) takes the same request. */
-export const MODEL_INFER = '/inference.GRPCInferenceService/ModelInfer';
+const MODEL_INFER = '/inference.GRPCInferenceService/ModelInfer';
 
 const modelInfer = (InferenceService.service as unknown as Record<string, { requestSerialize(r: unknown): Buffer }>).ModelInfer;
 

@@ -64,11 +64,12 @@ describe('v2 binary tensors', () => {
       ['10_50', 'a', ''],
       ['10_50', long, 'ü', '\u{1F600}', 'x'],
     ]) {
-      const inputs = valid().map((i) => ({ ...i, tensor: { ...i.tensor } }));
-      inputs[0] = { tensor: { name: 'x', shape: [strings.length, 2], datatype: 'FP32' }, bytes: Buffer.from(new Float32Array(strings.length * 2).buffer) };
-      inputs[1] = { tensor: { name: 'n', shape: [strings.length], datatype: 'INT64' }, bytes: Buffer.from(new BigInt64Array(strings.length).buffer) };
-      inputs[2] = { tensor: { name: 'flag', shape: [strings.length], datatype: 'BOOL' }, bytes: Buffer.alloc(strings.length) };
-      inputs[3] = { tensor: { name: 's', shape: [strings.length, 1], datatype: 'BYTES' }, bytes: bytesOf(strings) };
+      const inputs = [
+        { tensor: { name: 'x', shape: [strings.length, 2], datatype: 'FP32' }, bytes: Buffer.from(new Float32Array(strings.length * 2).buffer) },
+        { tensor: { name: 'n', shape: [strings.length], datatype: 'INT64' }, bytes: Buffer.from(new BigInt64Array(strings.length).buffer) },
+        { tensor: { name: 'flag', shape: [strings.length], datatype: 'BOOL' }, bytes: Buffer.alloc(strings.length) },
+        { tensor: { name: 's', shape: [strings.length, 1], datatype: 'BYTES' }, bytes: bytesOf(strings) },
+      ];
       expect(feedsOf(body(inputs)).feeds.s.data).toEqual(strings);
     }
   });

@@ -12,8 +12,8 @@ const root = new protobuf.Root().loadSync(PROTO, { keepCase: true });
 const InferRequestType = root.lookupType('inference.ModelInferRequest');
 const InferResponseType = root.lookupType('inference.ModelInferResponse');
 
-/** An int64 as decoded: a number, or a Long (protobufjs's) when the value needs more than 32 bits. */
-export type Int64 = number | { toString(): string };
+/** An int64 as decoded: a number, or a Long (protobufjs decodes every int64 as one when the long package is there). */
+export type Int64 = number | { toNumber(): number; toString(): string };
 
 export interface Contents {
   bool_contents: boolean[];
@@ -44,7 +44,7 @@ export interface InferResponse {
 }
 
 /** An int64 field's value as a number (values past 2^53 come out unsafe, for the caller's check). */
-export const int64Number = (v: Int64): number => (typeof v === 'number' ? v : Number(v.toString()));
+export const int64Number = (v: Int64): number => (typeof v === 'number' ? v : v.toNumber());
 
 export const decodeInferRequest = (bytes: Buffer): InferRequest => InferRequestType.decode(bytes) as unknown as InferRequest;
 

@@ -214,13 +214,6 @@ export function inferenceHandlers(ctx: ServeContext): grpc.UntypedServiceImpleme
  * the request, so grpc-js and HTTP/2 alone are measured.
  */
 export const NOOP_METHOD = '/mldeploy.bench.Noop/Infer';
-const NOOP_RESPONSE = encodeInferResponse({
-  model_name: 'noop',
-  model_version: '1',
-  id: '',
-  outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 1] }],
-  raw_output_contents: [Buffer.alloc(4)],
-});
 const identity = (bytes: Buffer) => bytes;
 const NOOP_SERVICE: grpc.ServiceDefinition = {
   Infer: {
@@ -244,7 +237,16 @@ export async function startGrpcServer(ctx: ServeContext, host: string, port: num
   // Channelz (grpc-js's per-call introspection counters) is off: nothing here reads it, and it costs on every call.
   const server = new grpc.Server({ 'grpc.max_receive_message_length': ctx.config.bodyLimitBytes, 'grpc.enable_channelz': 0 });
   server.addService(served, inferenceHandlers(ctx));
-  if (ctx.config.noopRoute) server.addService(NOOP_SERVICE, { Infer: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, NOOP_RESPONSE) });
+  if (ctx.config.noopRoute) {
+    const answer = encodeInferResponse({
+      model_name: 'noop',
+      model_version: '1',
+      id: '',
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 1] }],
+      raw_output_contents: [Buffer.alloc(4)],
+    });
+    server.addService(NOOP_SERVICE, { Infer: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, answer) });
+  }
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
